@@ -143,11 +143,18 @@ _HOST_WORDS = {
 def _trigger(call: DdeCall, technique: Technique, host: HostApplication) -> str:
     if technique is Technique.DDE_FIELD:
         if call.automatic:
-            return f"as soon as {_HOST_WORDS[host]} opens the document and the user accepts its prompts"
+            return (
+                f"as soon as {_HOST_WORDS[host]} opens the document "
+                "and the user accepts its prompts"
+            )
         return "when the user updates the fields (or accepts the update prompt on open)"
     if technique is Technique.DDE_LINK:
         return "when the user enables or updates the workbook's external links"
     return f"when {_HOST_WORDS[host]} opens the file and the user enables its content"
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _explain(
@@ -159,7 +166,7 @@ def _explain(
     allowed: bool,
 ) -> str:
     parts = [
-        f"{_TECHNIQUE_WORDS[technique].capitalize()} asks {_HOST_WORDS[host]} "
+        f"{_capitalised(_TECHNIQUE_WORDS[technique])} asks {_HOST_WORDS[host]} "
         f"({process.parent}) to talk to the DDE application '{call.application}'"
         + (f" about topic '{call.topic}'" if call.topic else "")
         + "."
@@ -172,7 +179,7 @@ def _explain(
         parts.append(
             f"No such server runs, so {_TECHNIQUE_WORDS[technique]} would start "
             f"{process.image or 'a program'} {_trigger(call, technique, host)}, "
-            f"with the command line: {process.command_line}"
+            f"with the command line: {process.command_line}."
         )
     if assessment.would_alert:
         flags = [
@@ -186,7 +193,7 @@ def _explain(
         ]
         parts.append(f"The runtime KQL rule would alert, with {', '.join(flags)}.")
     else:
-        parts.append(assessment.gap.capitalize() + ".")
+        parts.append(_capitalised(assessment.gap) + ".")
         if assessment.suspicious_args:
             parts.append(
                 "Its command line would still have set SuspiciousArgs ("

@@ -54,11 +54,18 @@ def _first_module(command_line: str) -> str:
         end = text.find('"', 1)
         return text[1:end] if end != -1 else text[1:]
     words = text.split(" ")
-    for count in range(1, len(words) + 1):
-        candidate = " ".join(words[:count]).rstrip()
+    first = words[0]
+    if not re.search(r"[\\/]", first) or first.lower().endswith(EXECUTABLE_EXTENSIONS):
+        return first
+    # A path with spaces in a folder name: the loader tries each longer prefix until one
+    # names a file. A word that looks like a switch ends the search: it is an argument.
+    for count in range(2, len(words) + 1):
+        if re.match(r"[/-]", words[count - 1]):
+            break
+        candidate = " ".join(words[:count])
         if candidate.lower().endswith(EXECUTABLE_EXTENSIONS):
             return candidate
-    return words[0].split("\t")[0] if words else ""
+    return first
 
 
 def _basename(path: str) -> str:
