@@ -15,6 +15,7 @@ from scanner.model import (
     Evidence,
     Finding,
     HostApplication,
+    KqlAssessment,
     Location,
     ProcessPrediction,
     ScanConfig,
@@ -109,7 +110,7 @@ def _command_like(call: DdeCall, process: ProcessPrediction) -> bool:
 
 
 def _rate(
-    call: DdeCall, process: ProcessPrediction, assessment: kql.KqlAssessment
+    call: DdeCall, process: ProcessPrediction, assessment: KqlAssessment
 ) -> tuple[Severity, Verdict]:
     image = process.image.casefold()
     command_like = _command_like(call, process)
@@ -162,7 +163,7 @@ def _explain(
     technique: Technique,
     host: HostApplication,
     process: ProcessPrediction,
-    assessment: kql.KqlAssessment,
+    assessment: KqlAssessment,
     allowed: bool,
 ) -> str:
     parts = [

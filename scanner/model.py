@@ -53,6 +53,7 @@ class FileFormat(enum.Enum):
     XLSX = "xlsx"
     OOXML = "ooxml"
     RTF = "rtf"
+    HTML = "html"
     CSV = "csv"
     OLE = "ole"
     EMPTY = "empty"

@@ -8,5 +8,14 @@ permissive text formats (CSV) last.
 from __future__ import annotations
 
 from scanner.formats.base import FormatHandler
+from scanner.formats.html import HtmlFormat
+from scanner.formats.ooxml import OtherPackageFormat, SpreadsheetFormat, WordprocessingFormat
+from scanner.formats.rtf import RtfFormat
 
-REGISTRY: tuple[FormatHandler, ...] = ()
+REGISTRY: tuple[FormatHandler, ...] = (
+    WordprocessingFormat(),
+    SpreadsheetFormat(),
+    OtherPackageFormat(),
+    RtfFormat(),
+    HtmlFormat(),
+)
