@@ -112,7 +112,9 @@ def main() -> int:
     only_ours = [r["file"] for r in rows if r["ddescan_found"] and not r["msodde_found"]]
     only_theirs = [r["file"] for r in rows if r["msodde_found"] and not r["ddescan_found"]]
     summary = {
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "date": time.strftime("%Y-%m-%d"),
         "files": len(rows),
         "megabytes": round(total_bytes / 1e6, 3),
