@@ -260,7 +260,15 @@ def scan_document(package: Package, main_part: str, ctx: ScanContext) -> Iterato
         def run() -> Iterator[ScanItem]:
             ctx.check_time()
             data = package.read(name)
-            if any(marker in data for marker in _MARKERS):
+            # A DTD is refused even in a part with no field: Word will not open such a
+            # package, and entity tricks are a hostile sign worth an error result.
+            # The main part is always parsed: Word will not open a package whose document is
+            # not XML, which is an error result, not a clean one.
+            if (
+                name == main_part
+                or any(marker in data for marker in _MARKERS)
+                or b"<!DOCTYPE" in data[:4096]
+            ):
                 fields = extract_fields(parse_xml(data, name), collected.update_on_open)
                 if fields:
                     collected.stories.append(FieldStory(location, fields))
