@@ -147,8 +147,8 @@ class TestText:
         assert rendered.splitlines()[0] == "erp.xlsx: CLEAN - xlsx, 1 finding, 1 allowed"
         assert "  [1/1] ddeLink: EXCEL.EXE -> SAPDDE.exe (allowed, severity info)\n" in rendered
         assert (
-            "    Runtime rule: The runtime rule would stay silent: SAPDDE.exe is not in its "
-            "list of suspicious children\n"
+            "    Runtime rule: would stay silent: SAPDDE.exe is not in its "
+            "list of suspicious children (coverage gap)\n"
         ) in rendered
         assert "configured as an allowed DDE data service" in rendered
 

@@ -89,8 +89,8 @@ def _finding(text: Text, number: int, count: int, finding: Finding) -> None:
     if kql.would_alert:
         _line(text, _INDENT, "Runtime rule", "would alert on this process event", "bold")
     else:
-        gap = kql.gap or "the runtime rule would stay silent"
-        _line(text, _INDENT, "Runtime rule", gap[:1].upper() + gap[1:], "bold yellow")
+        gap = kql.gap.removeprefix("the runtime rule ") or "would stay silent"
+        _line(text, _INDENT, "Runtime rule", gap + " (coverage gap)", "bold yellow")
     _line(text, _INDENT, "Why it matters", finding.explanation)
 
 
