@@ -18,6 +18,8 @@ Kusto semantics, from the Kusto Query Language documentation, "String operators"
 
 from __future__ import annotations
 
+import re
+
 from scanner.model import HostApplication, KqlAssessment, ProcessPrediction
 
 OFFICE_PROCESSES: tuple[str, ...] = (
@@ -71,28 +73,29 @@ SUSPICIOUS_ARG_TERMS: tuple[str, ...] = (
 EQUATION_EDITOR_IMAGE = "EQNEDT32.EXE"
 
 
-def _is_term_char(char: str) -> bool:
-    # Kusto's term characters are letters and digits; "_" and every punctuation mark split.
-    return char.isalnum()
+def _term_pattern(needle: str) -> re.Pattern[str]:
+    # A boundary is asserted only on an alphanumeric end of the needle: "[^\W_]" is a letter
+    # or digit, so "(?<![^\W_])" reads "not preceded by a term character".
+    before = r"(?<![^\W_])" if needle[:1].isalnum() else ""
+    after = r"(?![^\W_])" if needle[-1:].isalnum() else ""
+    return re.compile(before + re.escape(needle) + after, re.IGNORECASE)
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(needle: str) -> re.Pattern[str]:
+    pattern = _PATTERNS.get(needle)
+    if pattern is None:
+        pattern = _PATTERNS[needle] = _term_pattern(needle)
+    return pattern
 
 
 def has(haystack: str, needle: str) -> bool:
     """Kusto `haystack has needle` (case-insensitive whole-term match)."""
     if not needle:
         return False
-    text = haystack.casefold()
-    term = needle.casefold()
-    check_start = _is_term_char(term[0])
-    check_end = _is_term_char(term[-1])
-    start = text.find(term)
-    while start != -1:
-        end = start + len(term)
-        before_ok = not check_start or start == 0 or not _is_term_char(text[start - 1])
-        after_ok = not check_end or end == len(text) or not _is_term_char(text[end])
-        if before_ok and after_ok:
-            return True
-        start = text.find(term, start + 1)
-    return False
+    return _pattern(needle).search(haystack) is not None
 
 
 def has_any_terms(haystack: str, needles: tuple[str, ...]) -> tuple[str, ...]:

@@ -97,6 +97,7 @@ class Package:
             sorted(info.filename.replace("\\", "/").lstrip("/") for info in self._infos.values())
         )
         self._content_types: tuple[dict[str, str], dict[str, str]] | None = None
+        self._relationships: dict[str, tuple[Relationship, ...]] = {}
 
     def has(self, name: str) -> bool:
         return name.lstrip("/").casefold() in self._infos
@@ -170,6 +171,12 @@ class Package:
     def relationships(self, source: str) -> tuple[Relationship, ...]:
         """Relationships of a part ("" for the package itself), targets resolved to part names."""
         source = source.lstrip("/")
+        key = source.casefold()
+        if key not in self._relationships:
+            self._relationships[key] = self._read_relationships(source)
+        return self._relationships[key]
+
+    def _read_relationships(self, source: str) -> tuple[Relationship, ...]:
         folder, base = posixpath.split(source)
         rels_name = posixpath.join(folder, "_rels", base + ".rels")
         if not self.has(rels_name):
