@@ -11,6 +11,7 @@ import re
 from scanner import kql
 from scanner.mapping import EXECUTABLE_EXTENSIONS, predict_process
 from scanner.model import (
+    ATTACK_SUBTECHNIQUE_ID,
     DdeCall,
     Evidence,
     Finding,
@@ -138,6 +139,7 @@ _HOST_WORDS = {
     HostApplication.EXCEL: "Excel",
     HostApplication.OUTLOOK: "Outlook",
     HostApplication.EQUATION_EDITOR: "the Equation Editor",
+    HostApplication.LIBREOFFICE: "LibreOffice",
 }
 
 
@@ -150,7 +152,9 @@ def _trigger(call: DdeCall, technique: Technique, host: HostApplication) -> str:
             )
         return "when the user updates the fields (or accepts the update prompt on open)"
     if technique is Technique.DDE_LINK:
-        return "when the user enables or updates the workbook's external links"
+        if host is HostApplication.EXCEL:
+            return "when the user enables or updates the workbook's external links"
+        return "when the user accepts updating the document's links"
     return f"when {_HOST_WORDS[host]} opens the file and the user enables its content"
 
 
@@ -241,4 +245,213 @@ def dde_finding(
         explanation=_explain(call, technique, host, process, assessment, allowed),
         dde=call,
         allowed=allowed,
+    )
+
+
+# Equation Editor 3.0: EQNEDT32.EXE was removed from Office by the January 2018 security
+# updates after the stack overflows CVE-2017-11882, CVE-2018-0802 and CVE-2018-0798 were
+# exploited in the wild; T1203 is ATT&CK's "Exploitation for Client Execution".
+ATTACK_EXPLOITATION_ID = "T1203"
+_EQUATION_EDITOR_STORY = (
+    "Equation Editor 3.0, a component built in 2000 that Microsoft removed from Office in "
+    "January 2018 because documents exploited it (CVE-2017-11882, CVE-2018-0802, "
+    "CVE-2018-0798)"
+)
+
+
+def _equation_process(command: str) -> ProcessPrediction:
+    parent = HostApplication.EQUATION_EDITOR
+    if command:
+        return predict_process(DdeCall(application=command, topic=""), parent)
+    return ProcessPrediction(
+        parent=parent.value,
+        image="",
+        command_line="",
+        steps=("no command line is visible in the equation data",),
+    )
+
+
+def equation_finding(
+    identity: str,
+    shapes: tuple[str, ...],
+    cves: tuple[str, ...],
+    command: str,
+    indicators: tuple[str, ...],
+    anomalies: tuple[str, ...],
+    trigger: str,
+    evidence: Evidence,
+    location: Location,
+) -> Finding:
+    """Rate and explain one Equation Editor object.
+
+    `identity` names the object in plain words ("an Equation Editor 3.0 object (...)");
+    `shapes` describe the exploit-shaped records found, `cves` the CVEs they match;
+    `command` is the command line the exploit hands to WinExec ("" when none is visible);
+    `indicators` URLs and file names written in the equation data; `anomalies` what is
+    malformed or contradictory; `trigger` completes "Windows starts EQNEDT32.EXE ...".
+
+    An exploit shape is malicious and critical; a command or URL in the equation data
+    without a known shape is malicious and high; an object whose data is damaged or
+    contradicts its container is suspicious and medium; a well-formed equation is
+    suspicious and low, with no exploit claimed.
+    """
+    process = _equation_process(command)
+    assessment = kql.assess(process)
+    if cves:
+        severity, verdict = Severity.CRITICAL, Verdict.MALICIOUS
+    elif command or indicators:
+        severity, verdict = Severity.HIGH, Verdict.MALICIOUS
+    elif anomalies:
+        severity, verdict = Severity.MEDIUM, Verdict.SUSPICIOUS
+    else:
+        severity, verdict = Severity.LOW, Verdict.SUSPICIOUS
+    parts = [
+        f"The document embeds {identity}. Windows starts {process.parent} to load it "
+        f"{trigger}: {_EQUATION_EDITOR_STORY}."
+    ]
+    if cves:
+        parts.append(
+            f"Its equation data has the shape of {', '.join(cves)}: " + "; ".join(shapes) + "."
+        )
+        if command:
+            parts.append(
+                "The overflowing data carries a command line for WinExec, so "
+                f"{process.parent} would start {process.image or 'a program'}: "
+                f"{process.command_line}."
+            )
+        else:
+            parts.append(
+                "No command line is visible in the equation data (exploits of this kind "
+                "usually carry machine code instead), so the process it starts cannot be "
+                "predicted."
+            )
+    elif command:
+        parts.append(
+            f"Its equation data holds the command line {process.command_line}, which no "
+            "equation needs."
+        )
+    elif indicators:
+        parts.append(
+            "Its equation data names " + ", ".join(indicators) + ", which no equation needs."
+        )
+    elif anomalies:
+        parts.append(
+            "No exploit shape was seen, but the object cannot be cleared: "
+            + "; ".join(anomalies)
+            + "."
+        )
+    else:
+        parts.append(
+            "Its equation data is a well-formed equation with no exploit shape, so no "
+            "exploit is claimed. Still, no supported Office version writes or opens such "
+            "objects any more, so one in a document today is unusual: it is the carrier "
+            "that Equation Editor exploits need."
+        )
+    if indicators and (cves or command):
+        parts.append("The equation data also names " + ", ".join(indicators) + ".")
+    if anomalies and (cves or command or indicators):
+        parts.append("Also: " + "; ".join(anomalies) + ".")
+    if assessment.would_alert:
+        flags = ["IsDDE_EquationEditor"]
+        if assessment.suspicious_args:
+            flags.append("SuspiciousArgs")
+        parts.append(
+            f"The runtime KQL rule would alert on any process {process.parent} starts, "
+            f"with {', '.join(flags)}."
+        )
+    label = cves[0] if cves else "Equation Editor object"
+    title = f"{label}: {process.parent} -> {process.image or '(no command visible)'}"
+    return Finding(
+        technique=Technique.EQUATION_EDITOR,
+        severity=severity,
+        verdict=verdict,
+        location=location,
+        evidence=evidence,
+        process=process,
+        kql=assessment,
+        title=title,
+        explanation=" ".join(parts),
+        attack_ids=(ATTACK_SUBTECHNIQUE_ID, ATTACK_EXPLOITATION_ID)
+        if cves
+        else (ATTACK_SUBTECHNIQUE_ID,),
+        cves=cves,
+    )
+
+
+# The application that acts on each technique: the parent of whatever a rule-only finding
+# would start when nothing better is known.
+_RULE_HOSTS = {
+    Technique.DDE_FIELD: HostApplication.WORD,
+    Technique.DDE_FORMULA: HostApplication.EXCEL,
+    Technique.DDE_LINK: HostApplication.EXCEL,
+    Technique.EQUATION_EDITOR: HostApplication.EQUATION_EDITOR,
+}
+
+
+def rule_finding(
+    rule: str,
+    technique: Technique,
+    severity: Severity,
+    description: str,
+    attack_ids: tuple[str, ...],
+    evidence: Evidence,
+    location: Location,
+) -> Finding:
+    """A finding that only a YARA rule saw: the rule matched decoded content in which no
+    parser finding of its technique sits.
+
+    No parser read the evidence, so nothing can be predicted about the process: the parent
+    is the application that acts on the technique (Word for fields, Excel for formulas and
+    links, EQNEDT32.EXE for equations), the image and command line are left empty and the
+    explanation says they are unknown. The verdict follows the rule's severity, the one
+    judgement its author made: critical (an exploit shape or a command, in the author's
+    words) is malicious, info is reported without changing the verdict (clean), anything
+    else is suspicious.
+    """
+    parent = _RULE_HOSTS[technique]
+    process = ProcessPrediction(
+        parent=parent.value,
+        image="",
+        command_line="",
+        steps=("no parser recognised this evidence, so the program it would start is unknown",),
+    )
+    assessed = kql.assess(process)
+    assessment = KqlAssessment(
+        is_office_spawn=False,
+        is_dde_equation_editor=assessed.is_dde_equation_editor,
+        suspicious_args=False,
+        would_alert=assessed.would_alert,
+        gap=""
+        if assessed.would_alert
+        else "the runtime rule cannot be evaluated: the program this would start is unknown",
+    )
+    if severity is Severity.CRITICAL:
+        verdict = Verdict.MALICIOUS
+    elif severity is Severity.INFO:
+        verdict = Verdict.CLEAN
+    else:
+        verdict = Verdict.SUSPICIOUS
+    explanation = (
+        f"The YARA rule {rule} matched: {description.rstrip('.')}. No parser finding covers "
+        f"this evidence, so the program it would start cannot be predicted; "
+        f"{_HOST_WORDS[parent]} ({parent.value}) would be its parent. The verdict follows "
+        f"the rule's severity ({severity.label})."
+    )
+    if assessed.would_alert:
+        explanation += (
+            f" The runtime KQL rule would alert on any process {parent.value} starts, "
+            "with IsDDE_EquationEditor."
+        )
+    return Finding(
+        technique=technique,
+        severity=severity,
+        verdict=verdict,
+        location=location,
+        evidence=evidence,
+        process=process,
+        kql=assessment,
+        title=f"YARA {rule}: {parent.value} -> (unknown program)",
+        explanation=explanation,
+        attack_ids=attack_ids or (ATTACK_SUBTECHNIQUE_ID,),
+        rules=(rule,),
     )

@@ -10,11 +10,11 @@ import io
 import zipfile
 from collections.abc import Iterator
 
-from scanner.formats.spreadsheetml import scan_workbook
-
+from scanner.equation import embedding_scans
 from scanner.errors import UnsupportedInput
 from scanner.formats.base import ScanContext, ScanItem
 from scanner.formats.package import CONTENT_TYPES_PART, Package, is_zip
+from scanner.formats.spreadsheetml import scan_workbook
 from scanner.formats.wordml import scan_document
 from scanner.model import Confidence, FileFormat
 
@@ -85,6 +85,7 @@ class WordprocessingFormat:
     def scan(self, data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
         package = Package(data, ctx)
         yield from scan_document(package, _main_part(package, _WORD_MAIN), ctx)
+        yield from embedding_scans(package, ctx)
 
 
 class SpreadsheetFormat:
@@ -96,6 +97,7 @@ class SpreadsheetFormat:
     def scan(self, data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
         package = Package(data, ctx)
         yield from scan_workbook(package, _main_part(package, _EXCEL_MAIN), ctx)
+        yield from embedding_scans(package, ctx)
 
 
 class OtherPackageFormat:
@@ -113,7 +115,7 @@ class OtherPackageFormat:
         return Confidence.NO
 
     def scan(self, data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
-        Package(data, ctx)
+        yield from embedding_scans(Package(data, ctx), ctx)
         raise UnsupportedInput(
             "Office package of a kind that carries no DDE fields or formulas ddescan reads"
         )

@@ -20,6 +20,7 @@ from scanner.errors import LimitExceeded
 from scanner.fields import findings_for_stories
 from scanner.formats.base import ScanContext, ScanItem
 from scanner.formats.rtf_tokens import EventKind, Focus, RtfReader
+from scanner.formats.rtfobjects import rtf_object_scans
 from scanner.model import (
     Confidence,
     FieldNode,
@@ -429,6 +430,7 @@ class RtfFormat:
         return Confidence.YES if _HEADER.match(data) else Confidence.NO
 
     def scan(self, data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
+        yield from rtf_object_scans(data, ctx)  # embedded objects, with or without fields
         if b"fldinst" not in data:
             return
         extraction = _extract(data, ctx.check_time)

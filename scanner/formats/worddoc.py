@@ -23,10 +23,12 @@ import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
+from scanner.equation import OBJECT_POOL_TRIGGER, ObjectContext, scan_object_bytes
 from scanner.errors import LimitExceeded, MalformedInput, UnsupportedInput
 from scanner.fields import findings_for_stories
-from scanner.formats.base import ScanContext, ScanItem
+from scanner.formats.base import PartScan, ScanContext, ScanItem
 from scanner.formats.cfb import has_stream, is_cfb, open_cfb, read_stream
 from scanner.model import (
     Confidence,
@@ -498,6 +500,18 @@ class WordBinaryFormat:
         return Confidence.YES
 
     def scan(self, data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
+        # Embedded objects (ObjectPool storages) first, in a part of their own: an Equation
+        # Editor object must be found even when the text stream is too damaged to read.
+        yield PartScan(
+            ctx.location,
+            partial(
+                scan_object_bytes,
+                data,
+                ctx,
+                ctx.location,
+                ObjectContext(trigger=OBJECT_POOL_TRIGGER),
+            ),
+        )
         limit = ctx.config.limits.max_part_bytes
         ole = open_cfb(data)
         try:
