@@ -46,7 +46,11 @@ def _content_types_text(data: bytes) -> str | None:
                 return ""
             with archive.open(info) as stream:
                 return stream.read(_CONTENT_TYPES_CAP).decode("utf-8", "replace").lower()
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError, NotImplementedError):
+    except KeyError:
+        # The name appeared in the bytes but not as a member: inside a stored member (a plain
+        # ZIP holding an uncompressed .docx). This ZIP is not itself a package.
+        return None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         # A damaged directory: still a package by its signature; scan() reports the damage.
         return ""
 
