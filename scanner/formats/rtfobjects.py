@@ -36,6 +36,7 @@ from functools import partial
 from scanner.equation import ObjectContext, scan_object_bytes
 from scanner.errors import LimitExceeded
 from scanner.formats.base import PartScan, ScanContext, ScanItem
+from scanner.formats.embedded import embedded_documents
 from scanner.formats.rtf_tokens import TokenKind, find_group_end, iter_tokens, parse_param
 from scanner.model import Location
 
@@ -387,7 +388,12 @@ def _scan_one(obj: RtfObject, ctx: ScanContext, location: Location) -> Iterator[
         steps=tuple(steps),
         ole1=True,
     )
-    yield from scan_object_bytes(obj.data, ctx, location, context)
+    # Two parts: a damaged storage that defeats one reader must not hide the other.
+    yield PartScan(location, partial(scan_object_bytes, obj.data, ctx, location, context))
+    yield PartScan(
+        location,
+        partial(embedded_documents, obj.data, location.child(f"object {obj.index}"), ctx, True),
+    )
 
 
 def rtf_object_scans(data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:

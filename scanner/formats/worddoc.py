@@ -30,6 +30,7 @@ from scanner.errors import LimitExceeded, MalformedInput, UnsupportedInput
 from scanner.fields import findings_for_stories
 from scanner.formats.base import PartScan, ScanContext, ScanItem
 from scanner.formats.cfb import has_stream, is_cfb, open_cfb, read_stream
+from scanner.formats.embedded import object_pool_documents
 from scanner.model import (
     Confidence,
     FieldNode,
@@ -511,6 +512,9 @@ class WordBinaryFormat:
                 ctx.location,
                 ObjectContext(trigger=OBJECT_POOL_TRIGGER),
             ),
+        )
+        yield PartScan(
+            ctx.location, partial(object_pool_documents, data, ctx.location, ctx, "ObjectPool/")
         )
         limit = ctx.config.limits.max_part_bytes
         ole = open_cfb(data)
