@@ -320,7 +320,8 @@ def test_zipcrypto_member_without_password_is_locked() -> None:
     report = scan_bytes(data, "locked.zip")
     assert problems(report) == [(ProblemKind.LOCKED, ("locked.zip", "invoice.docx"))]
     assert report.problems[0].message == "member is encrypted and no password was given or found"
-    assert report.verdict is Verdict.ERROR
+    # A locked member is suspicious by default (ScanConfig.locked_verdict).
+    assert report.verdict is Verdict.SUSPICIOUS
     wrong = scan_bytes(data, "locked.zip", ScanConfig(passwords=("nope", "alsonope")))
     assert problems(wrong) == [(ProblemKind.LOCKED, ("locked.zip", "invoice.docx"))]
     assert "none of the 2 candidate passwords" in wrong.problems[0].message

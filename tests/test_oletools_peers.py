@@ -55,12 +55,7 @@ def test_never_crashes(case: PeerCase) -> None:
     assert not [p for p in report.problems if p.kind is ProblemKind.INTERNAL], report.problems
 
 
-# Encrypted packages are OLE containers whatever their suffix: a later release decrypts them.
-IN_SCOPE = [
-    c
-    for c in CASES
-    if Path(c.path).suffix.lower() in IN_SCOPE_SUFFIXES and not c.path.startswith("encrypted/")
-]
+IN_SCOPE = [c for c in CASES if Path(c.path).suffix.lower() in IN_SCOPE_SUFFIXES]
 
 
 @pytest.mark.parametrize("case", IN_SCOPE, ids=lambda c: c.path)
