@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import hashlib
 import io
+import itertools
 import json
 import re
 import sys
@@ -28,20 +30,46 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 from xml.sax.saxutils import escape, quoteattr
 
 import docx
 import openpyxl
 from docx.oxml import parse_xml
+from msoffcrypto.method import ecma376_agile
+from msoffcrypto.method.container.ecma376_encrypted import DefaultContent
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Font
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.formula import ArrayFormula
 
+# The legacy-format writers sit next to this script (the tests import them too).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docwriter
+import equationwriter
+import mailwriter
+import xlswriter
+from cfbwriter import write_cfb
+
 HERE = Path(__file__).resolve().parent
 SAMPLES_DIR = HERE / "samples"
 MANIFEST_PATH = HERE / "manifest.json"
-GROUPS = ("allowed", "bad", "clean", "csv", "excel", "rtf", "word")
+GROUPS = (
+    "allowed",
+    "bad",
+    "clean",
+    "csv",
+    "doc",
+    "encrypted",
+    "equation",
+    "excel",
+    "mail",
+    "odf",
+    "rtf",
+    "word",
+    "xls",
+    "xml",
+)
 MANIFEST_VERSION = 1
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -1613,15 +1641,1155 @@ def bad_samples() -> list[Sample]:
     ]
 
 
+def doc_hit(command: str, location: str) -> Hit:
+    return Hit(FIELD, "cmd.exe", command, WORD, location, command, True, False)
+
+
+def doc_samples() -> list[Sample]:
+    """Word 97-2003 binary documents ([MS-DOC]) written by corpus/docwriter.py."""
+    lure_text = "Invoice 2017-1142\rPlease enable editing and update the links.\r"
+    quote = docwriter.field(
+        "DDEAUTO " + docwriter.field("QUOTE 99 109 100") + ' "/c calc.exe" ', "Loading..."
+    )
+    clean_body = (
+        lure_text
+        + 'Attackers type DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe" into a '
+        "field; this paragraph only quotes it as text.\r"
+        + "Page "
+        + docwriter.field(" PAGE ", "DDEAUTO cmd /c calc.exe")
+        + " of "
+        + docwriter.field(" NUMPAGES ", "1")
+        + "\r"
+        + docwriter.field(' HYPERLINK "http://example.invalid/" ', "example")
+        + "\r"
+    )
+    items: list[tuple[str, bytes, str, str, Expect]] = [
+        (
+            "ddeauto-cmd.doc",
+            docwriter.doc_file(
+                docwriter.Stories(lure_text + docwriter.field(CMD_FIELD + " ", "") + "\r")
+            ),
+            "DDEAUTO field in the main text of a Word 97-2003 binary document: one compressed "
+            "(8-bit) piece, fields marked by the 0x13/0x14/0x15 characters, no PlcFld table.",
+            ".doc field characters in the main text",
+            one(doc_hit(CMD_LINE, "WordDocument > main text")),
+        ),
+        (
+            "ddeauto-quote-nested.doc",
+            docwriter.doc_file(
+                docwriter.Stories(lure_text, headers="Confidential " + quote + "\r"),
+                encoding="utf-16",
+                piece_chars=16,
+            ),
+            "DDEAUTO whose application is a nested QUOTE field of character codes ('cmd'), in "
+            "the header sub-document of a .doc whose text is UTF-16 split over several pieces; "
+            "the main text is clean.",
+            ".doc nested QUOTE field in a header, UTF-16 pieces",
+            one(doc_hit("cmd /c calc.exe", "WordDocument > headers and footers")),
+        ),
+        (
+            "ordinary-fields.doc",
+            docwriter.doc_file(docwriter.Stories(clean_body), encoding="mixed", piece_chars=24),
+            "Clean .doc: DDEAUTO quoted as prose, a PAGE field whose cached result reads "
+            "DDEAUTO, NUMPAGES and HYPERLINK fields; pieces alternate 8-bit and UTF-16.",
+            ".doc look-alike (must stay clean)",
+            CLEAN,
+        ),
+    ]
+    return [Sample(f"doc/{name}", data, d, t, e) for name, data, d, t, e in items]
+
+
+W2003_NS = (
+    'xmlns:w="http://schemas.microsoft.com/office/word/2003/wordml" '
+    'xmlns:wx="http://schemas.microsoft.com/office/word/2003/auxHint" '
+    'xmlns:aml="http://schemas.microsoft.com/aml/2001/core" '
+    'xmlns:o="urn:schemas-microsoft-com:office:office"'
+)
+MSO_WORD = '<?mso-application progid="Word.Document"?>\n'
+MSO_EXCEL = '<?mso-application progid="Excel.Sheet"?>\n'
+PKG_NS = "http://schemas.microsoft.com/office/2006/xmlPackage"
+SS_NS = "urn:schemas-microsoft-com:office:spreadsheet"
+X_NS = "urn:schemas-microsoft-com:office:excel"
+LIBREOFFICE = "soffice.bin"
+ODF_MIME = "application/vnd.oasis.opendocument."
+ODF_NS = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:of="urn:oasis:names:tc:opendocument:xmlns:of:1.2" office:version="1.3"'
+)
+
+
+def word2003_document(body: str, sect: str = "", encoding: str = "UTF-8") -> str:
+    """Word 2003 XML (WordprocessingML 2003): the same field markup in the 2003 namespace."""
+    return (
+        f'<?xml version="1.0" encoding="{encoding}" standalone="yes"?>\n{MSO_WORD}'
+        f'<w:wordDocument {W2003_NS} xml:space="preserve"><o:DocumentProperties>'
+        "<o:Author>ddescan corpus</o:Author></o:DocumentProperties>"
+        f"<w:body><wx:sect>{body}<w:sectPr>{sect}</w:sectPr></wx:sect></w:body></w:wordDocument>"
+    )
+
+
+def flat_opc_part(name: str, content_type: str, xml: bytes) -> str:
+    inner = xml.decode().removeprefix(XML_DECL)
+    return (
+        f'<pkg:part pkg:name="{name}" pkg:contentType="{content_type}">'
+        f"<pkg:xmlData>{inner}</pkg:xmlData></pkg:part>"
+    )
+
+
+def flat_opc_word(body: str) -> bytes:
+    """A Word document saved as "Word XML Document" (Flat OPC: the package as one XML file)."""
+    package_rels = _rels_xml([Rel("rId1", "officeDocument", "word/document.xml")])
+    parts = flat_opc_part(
+        "/_rels/.rels", "application/vnd.openxmlformats-package.relationships+xml", package_rels
+    ) + flat_opc_part("/word/document.xml", CT_DOCX, document_xml(body))
+    return (f'{XML_DECL}{MSO_WORD}<pkg:package xmlns:pkg="{PKG_NS}">{parts}</pkg:package>').encode()
+
+
+def spreadsheet2003(worksheets: str, workbook_head: str = "") -> bytes:
+    """Excel 2003 XML Spreadsheet (SpreadsheetML 2003); formulas in R1C1 notation."""
+    return (
+        f'<?xml version="1.0"?>\n{MSO_EXCEL}<Workbook xmlns="{SS_NS}" xmlns:ss="{SS_NS}" '
+        f'xmlns:x="{X_NS}" xmlns:o="urn:schemas-microsoft-com:office:office">'
+        f"{workbook_head}{worksheets}</Workbook>"
+    ).encode()
+
+
+def ss_worksheet(name: str, rows: Sequence[str]) -> str:
+    body = "".join(f"<Row>{row}</Row>" for row in rows)
+    return f"<Worksheet ss:Name={quoteattr(name)}><Table>{body}</Table></Worksheet>"
+
+
+def ss_text(text: str) -> str:
+    return f'<Cell><Data ss:Type="String">{escape(text)}</Data></Cell>'
+
+
+def ss_formula(formula: str, cached: str = '<Data ss:Type="Error">#REF!</Data>') -> str:
+    return f"<Cell ss:Formula={quoteattr(formula)}>{cached}</Cell>"
+
+
+def xml_hit(
+    command: str = CMD_LINE,
+    location: str = "field 1",
+    technique: str = FIELD,
+    parent: str = WORD,
+    image: str = "cmd.exe",
+) -> Hit:
+    return Hit(technique, image, command, parent, location, command, True, False)
+
+
+def xml_samples() -> list[Sample]:
+    """Single-file XML that Office opens whatever the extension."""
+    dde = para(field(instr(CMD_FIELD), result="Error! Unknown op code for conditional."))
+    header = "<w:hdr w:type='odd'>" + dde + "</w:hdr>"
+    clean_body = (
+        lure()
+        + para(
+            text_run('Attackers type DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe".')
+        )
+        + para(field(instr(" PAGE "), result="DDEAUTO cmd /c calc.exe"))
+        + para(field(instr(' HYPERLINK "http://example.invalid/" '), result="example"))
+        + para('<w:fldSimple w:instr=" NUMPAGES ">' + text_run("1") + "</w:fldSimple>")
+    )
+    supbook = (
+        '<ExcelWorkbook xmlns="urn:schemas-microsoft-com:office:excel"><SupBook>'
+        "<Path>cmd|/c calc.exe</Path><ExternName><Name>R1C1</Name><WantAdvise/></ExternName>"
+        "</SupBook></ExcelWorkbook>"
+    )
+    items: list[tuple[str, bytes, str, str, Expect]] = [
+        (
+            "ddeauto-word2003.xml",
+            word2003_document(lure() + dde).encode(),
+            "Word 2003 XML document (w:wordDocument, mso-application Word.Document) with the "
+            "canonical DDEAUTO cmd.exe field in the body.",
+            "Word 2003 XML field",
+            one(xml_hit()),
+        ),
+        (
+            "ddeauto-word2003-utf16-header.doc",
+            b"\xff\xfe"
+            + word2003_document(lure(), sect=header, encoding="UTF-16").encode("utf-16-le"),
+            "Word 2003 XML saved under a .doc name, encoded UTF-16 LE, with the DDEAUTO field "
+            "in the odd-page header (w:hdr, a story of its own); the body is clean.",
+            "Word 2003 XML by content, UTF-16, header story",
+            one(xml_hit(location="w:hdr 1")),
+        ),
+        (
+            "ordinary-word2003.xml",
+            word2003_document(clean_body).encode(),
+            "Clean Word 2003 XML: DDEAUTO quoted as prose, a PAGE field whose cached result "
+            "reads DDEAUTO, HYPERLINK and NUMPAGES fields.",
+            "Word 2003 XML look-alike (must stay clean)",
+            CLEAN,
+        ),
+        (
+            "ddeauto-flatopc.xml",
+            flat_opc_word(lure() + dde),
+            "Word XML Document (Flat OPC: pkg:package with one pkg:part per package part) with "
+            "the DDEAUTO field in /word/document.xml.",
+            "Flat OPC field",
+            one(xml_hit(location="/word/document.xml")),
+        ),
+        (
+            "formula-spreadsheet2003.xml",
+            spreadsheet2003(
+                ss_worksheet(
+                    "Sheet1",
+                    [
+                        ss_text("Quarterly figures"),
+                        ss_text("") + ss_formula("=cmd|'/c calc.exe'!R1C1"),
+                    ],
+                ),
+                supbook,
+            ),
+            "Excel 2003 XML Spreadsheet as Excel writes a remote reference: the cell formula "
+            "=cmd|'/c calc.exe'!R1C1 (R1C1 notation) in B2 and the DDE source in x:SupBook.",
+            "SpreadsheetML 2003 formula and SupBook",
+            Expect(
+                "malicious",
+                (
+                    xml_hit("cmd /c calc.exe", "Sheet1!B2", FORMULA, EXCEL),
+                    xml_hit("cmd /c calc.exe", "external link [1]", LINK, EXCEL),
+                ),
+                2,
+            ),
+        ),
+        (
+            "ordinary-spreadsheet2003.xml",
+            spreadsheet2003(
+                ss_worksheet(
+                    "Sheet1",
+                    [
+                        ss_text("In spreadsheets the trick reads =cmd|'/c calc.exe'!A0."),
+                        '<Cell><Data ss:Type="Number">2</Data></Cell>'
+                        + ss_formula("=SUM(R[-1]C:R[-1]C[1])", '<Data ss:Type="Number">2</Data>'),
+                    ],
+                ),
+                '<ExcelWorkbook xmlns="urn:schemas-microsoft-com:office:excel"><SupBook>'
+                "<Path>C:\\Reports\\book.xls</Path><SheetName>Q1</SheetName></SupBook>"
+                "</ExcelWorkbook>",
+            ),
+            "Clean Excel 2003 XML Spreadsheet: DDE-looking text in a string cell, a SUM "
+            "formula and an ordinary external workbook link.",
+            "SpreadsheetML 2003 look-alike (must stay clean)",
+            CLEAN,
+        ),
+    ]
+    return [Sample(f"xml/{name}", data, d, t, e) for name, data, d, t, e in items]
+
+
+def odf_package(kind: str, content_xml: str) -> bytes:
+    """An OpenDocument package: `mimetype` first and stored (ODF 1.2 Part 3, 3.3), then the
+    manifest and the document parts, deflated, with fixed dates and attributes."""
+    mimetype = ODF_MIME + kind
+    manifest = (
+        f'{XML_DECL}<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:'
+        'manifest:1.0" manifest:version="1.3">'
+        f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{mimetype}"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        '<manifest:file-entry manifest:full-path="styles.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>"
+    )
+    styles = f"{XML_DECL}<office:document-styles {ODF_NS}/>"
+    content = f"{XML_DECL}<office:document-content {ODF_NS}><office:body>{content_xml}"
+    content += "</office:body></office:document-content>"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in (
+            ("mimetype", mimetype),
+            ("META-INF/manifest.xml", manifest),
+            ("content.xml", content),
+            ("styles.xml", styles),
+        ):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
+            info.create_system = 0
+            info.external_attr = 0
+            archive.writestr(info, data.encode(), compresslevel=6)
+    return buffer.getvalue()
+
+
+def odf_text(paragraphs: str, decls: str = "") -> bytes:
+    return odf_package("text", f"<office:text>{decls}{paragraphs}</office:text>")
+
+
+def odf_sheet(tables: str) -> bytes:
+    return odf_package("spreadsheet", f"<office:spreadsheet>{tables}</office:spreadsheet>")
+
+
+def odf_row(*cells: str) -> str:
+    return "<table:table-row>" + "".join(cells) + "</table:table-row>"
+
+
+def odf_cell(text: str = "", formula: str = "") -> str:
+    attributes = f" table:formula={quoteattr(formula)}" if formula else ""
+    if text:
+        return (
+            f'<table:table-cell office:value-type="string"{attributes}>'
+            f"<text:p>{escape(text)}</text:p></table:table-cell>"
+        )
+    return f"<table:table-cell{attributes}/>"
+
+
+def odf_hit(command: str, location: str, technique: str) -> Hit:
+    # soffice.bin is not among the runtime rule's Office processes: IsOfficeSpawn stays false.
+    return Hit(technique, "cmd.exe", command, LIBREOFFICE, location, command, False, False)
+
+
+def odf_samples() -> list[Sample]:
+    """OpenDocument text and spreadsheets, opened by LibreOffice (soffice.bin)."""
+    decl = (
+        '<text:dde-connection-decls><text:dde-connection-decl office:name="Rates" '
+        'office:dde-application="cmd" office:dde-topic="/c calc.exe" office:dde-item="A1" '
+        'office:automatic-update="true"/></text:dde-connection-decls>'
+    )
+    linked = (
+        '<text:p>Current rates: <text:dde-connection text:connection-name="Rates">'
+        "1.00</text:dde-connection></text:p>"
+    )
+    dde_formula = 'of:=DDE("cmd";"/c calc.exe";"A1")'
+    dde_link = (
+        '<table:dde-links><table:dde-link><office:dde-source office:name="cmd|/c calc.exe!A1" '
+        'office:dde-application="cmd" office:dde-topic="/c calc.exe" office:dde-item="A1" '
+        'office:automatic-update="true" office:conversion-mode="into-default-style-data-style"/>'
+        '<table:table><table:table-row><table:table-cell office:value-type="string"><text:p>0'
+        "</text:p></table:table-cell></table:table-row></table:table></table:dde-link>"
+        "</table:dde-links>"
+    )
+    clean_cells = odf_row(
+        odf_cell('The trick reads =DDE("cmd";"/c calc.exe";"A1") in a formula.'),
+        odf_cell(formula="of:=SUM([.A2:.A3])"),
+    )
+    items: list[tuple[str, bytes, str, str, Expect]] = [
+        (
+            "dde-connection.odt",
+            odf_text("<text:p>Please update the links to view the rates.</text:p>" + linked, decl),
+            "OpenDocument text with a DDE connection (text:dde-connection-decl, automatic "
+            "update) to cmd about topic '/c calc.exe', shown by a text:dde-connection field.",
+            "ODF DDE connection declaration",
+            one(odf_hit("cmd /c calc.exe", 'text:dde-connection-decl "Rates"', LINK)),
+        ),
+        (
+            "dde-formula.ods",
+            odf_sheet(
+                '<table:table table:name="Sheet1">'
+                + odf_row(odf_cell("Rates"))
+                + odf_row(odf_cell(), odf_cell("#N/A", dde_formula))
+                + "</table:table>"
+            ),
+            "OpenDocument spreadsheet with the LibreOffice DDE() function in B2: "
+            'of:=DDE("cmd";"/c calc.exe";"A1").',
+            "ODF DDE() formula",
+            one(odf_hit("cmd /c calc.exe", "Sheet1!B2", FORMULA)),
+        ),
+        (
+            "dde-link.ods",
+            odf_sheet(
+                '<table:table table:name="Sheet1">'
+                + odf_row(odf_cell("Rates"))
+                + "</table:table>"
+                + dde_link
+            ),
+            "OpenDocument spreadsheet with a DDE link (table:dde-link / office:dde-source, "
+            "automatic update) to cmd about topic '/c calc.exe'.",
+            "ODF DDE link",
+            one(odf_hit("cmd /c calc.exe", "table:dde-link", LINK)),
+        ),
+        (
+            "ordinary.odt",
+            odf_text(
+                "<text:p>Attackers declare a DDE connection to cmd /c calc.exe; this paragraph "
+                "only names it.</text:p>"
+            ),
+            "Clean OpenDocument text: DDE named in prose, no connection declared.",
+            "ODF text look-alike (must stay clean)",
+            CLEAN,
+        ),
+        (
+            "ordinary.ods",
+            odf_sheet('<table:table table:name="Sheet1">' + clean_cells + "</table:table>"),
+            "Clean OpenDocument spreadsheet: a DDE() call quoted in a string cell and a SUM "
+            "formula.",
+            "ODF spreadsheet look-alike (must stay clean)",
+            CLEAN,
+        ),
+    ]
+    return [Sample(f"odf/{name}", data, d, t, e) for name, data, d, t, e in items]
+
+
+EQUATION = "equation-editor"
+EQNEDT = "EQNEDT32.EXE"
+CT_OLE_OBJECT = "application/vnd.openxmlformats-officedocument.oleObject"
+CT_PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml"
+
+
+def equation_hit(location: str = "", command: str | None = "cmd.exe /c calc.exe") -> Hit:
+    """An Equation Editor finding: EQNEDT32.EXE starts cmd.exe, or nothing visible."""
+    if command is None:
+        return Hit(EQUATION, "", "", EQNEDT, location, command_line="")
+    return Hit(EQUATION, "cmd.exe", "calc.exe", EQNEDT, location, command_line=command)
+
+
+def equation_rtf(
+    objdata: bytes | str,
+    objclass: str | None = "Equation.3",
+    head: str = r"{\rtf1\ansi\deff0",
+    objdata_open: str = r"{\*\objdata",
+) -> bytes:
+    """An RTF document with one \\object whose \\objdata is `objdata` (hex text)."""
+    data = objdata.encode("latin-1") if isinstance(objdata, str) else objdata
+    declared = "" if objclass is None else r"{\*\objclass " + objclass + "}"
+    return (
+        (
+            head + r"{\fonttbl{\f0 Times New Roman;}}" + "\n"
+            r"\pard Quarterly figures: see the formula below.\par" + "\n"
+            r"{\object\objemb\objupdate" + declared + r"\objw380\objh260" + objdata_open + "\n"
+        ).encode("latin-1")
+        + data
+        + b"\n}}\\par}\n"
+    )
+
+
+def _ole1_hex(mtef: bytes, **options: str) -> str:
+    return equationwriter.hex_lines(
+        equationwriter.ole1_object("Equation.3", equationwriter.equation_storage(mtef, **options))
+    )
+
+
+def _obfuscate_spacing(text: str) -> str:
+    """Mixed case and every kind of whitespace between the hex digits."""
+    out = []
+    for index, digit in enumerate(text.replace("\n", "")):
+        out.append(digit.upper() if index % 3 == 0 else digit)
+        if index % 37 == 36:
+            out.append("\r\n")
+        elif index % 11 == 10:
+            out.append("\t")
+        elif index % 5 == 4:
+            out.append(" ")
+    return "".join(out)
+
+
+def _interleave(text: str, junk: Sequence[str], every: int) -> str:
+    digits = text.replace("\n", "")
+    pieces = []
+    for index in range(0, len(digits), every):
+        pieces.append(digits[index : index + every])
+        pieces.append(junk[(index // every) % len(junk)])
+    return "".join(pieces)
+
+
+def _ole1_bytes(mtef: bytes) -> bytes:
+    return equationwriter.ole1_object("Equation.3", equationwriter.equation_storage(mtef))
+
+
+def _bin_run(data: bytes) -> bytes:
+    """Hex text for the first and last thirds, the middle third as a \\bin run of raw bytes."""
+    third = len(data) // 3
+    head, middle, tail = data[:third], data[third : 2 * third], data[2 * third :]
+    return (
+        head.hex().encode("ascii")
+        + b"\\bin"
+        + str(len(middle)).encode("ascii")
+        + b" "
+        + middle
+        + b"\n"
+        + tail.hex().encode("ascii")
+    )
+
+
+def _odd_digits(text: str) -> str:
+    """A stray digit before each of two \\'hh escapes (Word drops it) and one at the end."""
+    digits = text.replace("\n", "")
+    cut = len(digits) // 4 * 2  # even: the stray digit makes the count odd
+    return digits[:cut] + "5\\'41" + digits[cut:-64] + "c\\'7b" + digits[-64:] + "7"
+
+
+def _damaged_storage(mtef: bytes) -> bytes:
+    """A storage whose header points its FAT at a sector past the end of the file."""
+    storage = bytearray(equationwriter.equation_storage(mtef))
+    storage[0x4C:0x50] = (0x00FFFF00).to_bytes(4, "little")
+    return bytes(storage)
+
+
+def _truncated_ole1() -> bytes:
+    """An OLE1 Equation.3 object whose native data stops after the storage signature."""
+    full = equationwriter.ole1_object(
+        "Equation.3", equationwriter.equation_storage(equationwriter.cve_2017_11882_mtef())
+    )
+    cut = full.index(b"\xd0\xcf\x11\xe0") + 8
+    return full[:cut]
+
+
+def _object_xml(progid: str) -> str:
+    return (
+        '<w:r><w:object w:dxaOrig="380" w:dyaOrig="260">'
+        '<v:shape id="_x0000_i1025" type="#_x0000_t75" style="width:19pt;height:13pt"/>'
+        f'<o:OLEObject Type="Embed" ProgID="{progid}" ShapeID="_x0000_i1025" '
+        'DrawAspect="Content" ObjectID="_1234567890" r:id="rId9"/></w:object></w:r>'
+    )
+
+
+def _docx_with_object(storage: bytes, progid: str = "Equation.3") -> bytes:
+    body = para(text_run("Quarterly figures: see the formula below.")) + (
+        "<w:p>" + _object_xml(progid) + "</w:p>"
+    )
+    return word_package(
+        body,
+        parts=[Part("word/embeddings/oleObject1.bin", CT_OLE_OBJECT, storage)],
+        rels=[Rel("rId9", "oleObject", "embeddings/oleObject1.bin")],
+    )
+
+
+def _xlsx_with_object(storage: bytes) -> bytes:
+    sheet = sheet_xml([[text_cell("A1", "Quarterly figures")]])
+    return workbook_package(
+        [sheet], extra=[Part("xl/embeddings/oleObject1.bin", CT_OLE_OBJECT, storage)]
+    )
+
+
+def _pptx_with_object(storage: bytes) -> bytes:
+    presentation = (
+        XML_DECL + '<p:presentation xmlns:p="http://schemas.openxmlformats.org/'
+        'presentationml/2006/main"/>'
+    ).encode()
+    return opc_package(
+        [
+            Part("ppt/presentation.xml", CT_PPTX, presentation),
+            Part("ppt/embeddings/oleObject1.bin", CT_OLE_OBJECT, storage),
+        ]
+    )
+
+
+def _omml_docx() -> bytes:
+    math = (
+        '<m:oMathPara xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math">'
+        "<m:oMath><m:r><m:t>x</m:t></m:r><m:r><m:t>=</m:t></m:r><m:f><m:num><m:r><m:t>a+1"
+        "</m:t></m:r></m:num><m:den><m:r><m:t>b</m:t></m:r></m:den></m:f></m:oMath>"
+        "</m:oMathPara>"
+    )
+    return word_package(
+        para(text_run("Quarterly figures: see the formula below.")) + "<w:p>" + math + "</w:p>"
+    )
+
+
+def equation_samples() -> list[Sample]:
+    """Equation Editor 3.0 objects (corpus/equationwriter.py): the record shapes of
+    CVE-2017-11882, CVE-2018-0802 and CVE-2018-0798 with a harmless command, every RTF
+    hiding place and obfuscation, OOXML embeddings, and benign look-alikes."""
+    ew = equationwriter
+    exploit = ew.cve_2017_11882_mtef()
+    exploit_hex = _ole1_hex(exploit)
+    first = "object 1"
+    mathtype_storage = ew.equation_storage(
+        ew.mathtype_mtef(),
+        clsid=ew.CLSID_MATHTYPE,
+        progid="Equation.DSMT4",
+        user_type="MathType 6.0 Equation",
+    )
+    low = Expect("suspicious", (equation_hit(first, None),), 1)
+    items: list[tuple[str, bytes, str, str, Expect]] = [
+        (
+            "cve-2017-11882-font.rtf",
+            equation_rtf(exploit_hex),
+            "RTF \\object (\\objupdate) whose OLE1 Equation.3 object holds an Equation "
+            "Native stream with the CVE-2017-11882 shape: a 48-byte FONT name, 'cmd.exe /c "
+            "calc.exe' padded to 0x2C bytes, then the placeholder return address 0x41414141.",
+            "CVE-2017-11882 FONT record shape in RTF",
+            one(equation_hit(first)),
+        ),
+        (
+            "cve-2018-0802-font.rtf",
+            equation_rtf(_ole1_hex(ew.cve_2018_0802_mtef())),
+            "Equation Native with the CVE-2018-0802 shape: a 0x94-byte FONT name of filler "
+            "whose last two bytes stand on a return address's low half; a harmless URL "
+            "(example.invalid) follows the equation. No command is visible.",
+            "CVE-2018-0802 FONT record shape",
+            one(equation_hit(first, None)),
+        ),
+        (
+            "cve-2018-0798-matrix.rtf",
+            equation_rtf(_ole1_hex(ew.cve_2018_0798_mtef())),
+            "Equation Native with the CVE-2018-0798 shape: a MATRIX record of 0x44 rows and "
+            "0x60 columns whose partition bytes (0x60/0x61 filler) overrun the stack buffer.",
+            "CVE-2018-0798 MATRIX record shape",
+            one(equation_hit(first, None)),
+        ),
+        (
+            "hex-case-whitespace.rtf",
+            equation_rtf(_obfuscate_spacing(exploit_hex)),
+            "The object's hex digits in mixed case with spaces, tabs and CRLF between them.",
+            "RTF \\objdata whitespace and mixed case",
+            one(equation_hit(first)),
+        ),
+        (
+            "hex-junk-control-words.rtf",
+            equation_rtf(_interleave(exploit_hex, ["\\pard ", "\\fnil ", "\\~", "\\par "], 7)),
+            "Control words and symbols (\\pard, \\fnil, \\~, \\par) between the hex digits: "
+            "Word ignores them inside \\objdata.",
+            "RTF \\objdata junk control words",
+            one(equation_hit(first)),
+        ),
+        (
+            "hex-junk-groups.rtf",
+            equation_rtf(
+                _interleave(exploit_hex, ["{\\*\\keycode abc}", "{\\proptype\\staticval def}"], 64)
+            ),
+            "Groups between the hex digits whose text looks like hex: {\\*\\keycode abc} "
+            "(an ignorable destination) and {\\proptype\\staticval def} (a destination word "
+            "inside the group); neither is object data.",
+            "RTF \\objdata junk groups",
+            one(equation_hit(first)),
+        ),
+        (
+            "hex-bin-run.rtf",
+            equation_rtf(_bin_run(_ole1_bytes(exploit))),
+            "The middle third of the object data as a \\binN run of raw bytes between two hex "
+            "runs.",
+            "RTF \\bin inside \\objdata",
+            one(equation_hit(first)),
+        ),
+        (
+            "hex-odd-digits.rtf",
+            equation_rtf(_odd_digits(exploit_hex)),
+            "A stray hex digit right before each of two \\'hh escapes (Word's reader drops "
+            "an odd digit there) and one at the end (an odd count: the last digit is dropped).",
+            "RTF \\objdata odd digit counts and \\'hh",
+            one(equation_hit(first)),
+        ),
+        (
+            "objclass-missing.rtf",
+            equation_rtf(exploit_hex, objclass=None),
+            "No \\objclass: Word reads the class from the object data.",
+            "RTF \\object without \\objclass",
+            one(equation_hit(first)),
+        ),
+        (
+            "objclass-lying.rtf",
+            equation_rtf(exploit_hex, objclass="Word.Document.8"),
+            "\\objclass says Word.Document.8; the object data says Equation.3.",
+            "RTF lying \\objclass",
+            one(equation_hit(first)),
+        ),
+        (
+            "rtxyz-header.rtf",
+            equation_rtf(exploit_hex, head=r"{\rtxyz\ansi"),
+            "The file starts {\\rtxyz: Word only checks {\\rt.",
+            "RTF {\\rt header variant with an object",
+            one(equation_hit(first)),
+        ),
+        (
+            "objdata-mid-group.rtf",
+            equation_rtf(exploit_hex, objdata_open="{\\*\\footerr{ }\\objdata"),
+            "\\objdata is not the first word of its group (after \\footerr and a group), as "
+            "in oletools' issue_251.rtf.",
+            "RTF \\objdata inside a group",
+            one(equation_hit(first)),
+        ),
+        (
+            "damaged-storage.rtf",
+            equation_rtf(ew.hex_lines(ew.ole1_object("Equation.3", _damaged_storage(exploit)))),
+            "The OLE2 storage inside the object has a header whose FAT lies past the end of "
+            "the file: no compound-file reader opens it; the equation data is recovered from "
+            "the raw sectors.",
+            "damaged OLE2 storage recovery",
+            one(equation_hit(first)),
+        ),
+        (
+            "ole10native-stream.rtf",
+            equation_rtf(_ole1_hex(exploit, stream="\x01Ole10Native")),
+            "The equation data is in an \\x01Ole10Native stream (4-byte size, then the data) "
+            "instead of Equation Native.",
+            "Equation data in \\x01Ole10Native",
+            one(equation_hit(first)),
+        ),
+        (
+            "truncated-object.rtf",
+            equation_rtf(ew.hex_lines(_truncated_ole1())),
+            "An OLE1 Equation.3 object cut off after the storage signature: an Equation "
+            "Editor object that cannot be cleared (suspicious, no exploit claim).",
+            "truncated Equation.3 object",
+            low,
+        ),
+        (
+            "benign-equation3.rtf",
+            equation_rtf(_ole1_hex(ew.benign_mtef())),
+            "A well-formed Equation Editor 3.0 equation (x = (a+1)/b): reported with low "
+            "severity and no exploit claim, since such an object is itself unusual today.",
+            "benign Equation 3.0 object in RTF",
+            low,
+        ),
+        (
+            "cve-2017-11882-font.docx",
+            _docx_with_object(ew.equation_storage(exploit)),
+            "word/embeddings/oleObject1.bin: an Equation.3 storage with the CVE-2017-11882 "
+            "FONT shape (w:object / o:OLEObject ProgID Equation.3 in the body).",
+            "OOXML word/embeddings Equation object",
+            one(equation_hit("word/embeddings/oleObject1.bin")),
+        ),
+        (
+            "cve-2017-11882-font.xlsx",
+            _xlsx_with_object(ew.equation_storage(exploit)),
+            "xl/embeddings/oleObject1.bin: an Equation.3 storage with the CVE-2017-11882 "
+            "FONT shape.",
+            "OOXML xl/embeddings Equation object",
+            one(equation_hit("xl/embeddings/oleObject1.bin")),
+        ),
+        (
+            "cve-2017-11882-font.pptx",
+            _pptx_with_object(ew.equation_storage(exploit)),
+            "ppt/embeddings/oleObject1.bin in a presentation: an Equation.3 storage with the "
+            "CVE-2017-11882 FONT shape (the presentation itself carries no DDE).",
+            "OOXML ppt/embeddings Equation object",
+            Expect(
+                "malicious",
+                (equation_hit("ppt/embeddings/oleObject1.bin"),),
+                1,
+                ("unsupported",),
+            ),
+        ),
+        (
+            "benign-equation3.docx",
+            _docx_with_object(ew.equation_storage(ew.benign_mtef())),
+            "A well-formed Equation Editor 3.0 object in word/embeddings: low severity, no "
+            "exploit claim.",
+            "benign Equation 3.0 object in OOXML",
+            Expect("suspicious", (equation_hit("word/embeddings", None),), 1),
+        ),
+        (
+            "mathtype-equation.rtf",
+            equation_rtf(
+                ew.hex_lines(ew.ole1_object("Equation.DSMT4", mathtype_storage)),
+                objclass="Equation.DSMT4",
+            ),
+            "A MathType equation (Equation.DSMT4, CLSID 0002CE03-..., MTEF v5): MathType "
+            "reads it, not EQNEDT32.EXE. Clean.",
+            "MathType look-alike in RTF",
+            CLEAN,
+        ),
+        (
+            "mathtype-equation.docx",
+            _docx_with_object(mathtype_storage, progid="Equation.DSMT4"),
+            "A MathType equation object in word/embeddings. Clean.",
+            "MathType look-alike in OOXML",
+            CLEAN,
+        ),
+        (
+            "omml-equation.docx",
+            _omml_docx(),
+            "An Office Math (OMML, m:oMath) equation: XML in the document body, no object, no "
+            "Equation Editor. Clean.",
+            "OMML look-alike",
+            CLEAN,
+        ),
+    ]
+    return [
+        Sample(f"equation/{name}", data, description, technique, expect)
+        for name, data, description, technique, expect in items
+    ]
+
+
+OUTLOOK = "OUTLOOK.EXE"
+
+
+def outlook_hit(command: str, location: str) -> Hit:
+    """A DDE field in a message body that Outlook renders: OUTLOOK.EXE starts the program."""
+    return Hit(FIELD, "cmd.exe", command, OUTLOOK, location, command, True, False)
+
+
+def mail_samples() -> list[Sample]:
+    """The detection page's four scenarios delivered by e-mail, and containers around them
+    (corpus/mailwriter.py writes the MIME, ZIP encryption, .msg and TNEF layers)."""
+    whoami_cell = "Invoice,=cmd|' /c whoami > %TEMP%\\dde_csv_out.txt'!A0"
+    whoami_csv = lines("Name,Amount", whoami_cell).encode("ascii")
+    csv_command = r"/c whoami > %TEMP%\dde_csv_out.txt"
+    whoami_rtf = rtf(
+        r"\pard Invoice 2017-1142\par "
+        + rtf_field(
+            r'DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/c whoami > %TEMP%\\\\dde_word_out.txt"'
+        )
+        + r"\par "
+    )
+    notes_rtf = rtf(
+        r"\pard Please review the agenda below.\par "
+        + rtf_field(
+            r"DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "
+            r'"/c whoami > %TEMP%\\\\dde_outlook_out.txt"',
+            "Agenda",
+        )
+        + r"\par "
+    )
+    notes_command = r"c:\windows\system32\cmd.exe /c whoami > %TEMP%\dde_outlook_out.txt"
+    meeting = mailwriter.outlook_msg("Meeting notes", "Please review the agenda below.", notes_rtf)
+    equation = equationwriter.ole1_object(
+        "Equation.3", equationwriter.equation_storage(equationwriter.benign_mtef())
+    )
+    formula_rtf = rtf(
+        r"\pard Quarterly formula:\par {\object\objemb\objw2000\objh400{\*\objclass Equation.3}"
+        r"{\*\objdata " + equationwriter.hex_lines(equation) + r"}}\par "
+    )
+    header_docx = word_package(
+        lure(),
+        sect='<w:headerReference w:type="default" r:id="rId1"/>',
+        parts=[
+            Part(
+                "word/header2.xml",
+                f"{CT_WML}header+xml",
+                word_part("hdr", para(field(instr(f" {CMD_FIELD} "), result="Invoice"))),
+            )
+        ],
+        rels=[Rel("rId1", "header", "header2.xml")],
+    )
+    body = mailwriter.mime_text(
+        "Hello,\nplease find the documents attached and update the links when asked.\n"
+    )
+    message = mailwriter.mime_message
+    attach = mailwriter.mime_attachment
+    items: list[tuple[str, bytes, str, str, Expect]] = [
+        (
+            "scenario1-csv-dde.eml",
+            message("Q4 figures", body, attach("Q4-figures.csv", "text/csv", whoami_csv)),
+            "The detection page's scenario 'CSV DDE Injection via Excel' delivered by mail: a "
+            "CSV attachment whose cell starts cmd.exe /c whoami > %TEMP%\\dde_csv_out.txt.",
+            "detection page scenario 1 as an e-mail attachment",
+            one(Hit(FORMULA, "cmd.exe", csv_command, EXCEL, "Q4-figures.csv", None, True, False)),
+        ),
+        (
+            "scenario2-rtf-ddeauto.eml",
+            message(
+                "Invoice 2017-1142", body, attach("invoice.rtf", "application/rtf", whoami_rtf)
+            ),
+            "The detection page's scenario 'Word DDEAUTO Field Execution via RTF' delivered by "
+            "mail: an RTF attachment whose DDEAUTO field starts cmd.exe /c whoami.",
+            "detection page scenario 2 as an e-mail attachment",
+            one(rtf_hit(r"cmd.exe /c whoami > %TEMP%\dde_word_out.txt", "invoice.rtf")),
+        ),
+        (
+            "scenario3-outlook-msg.eml",
+            message(
+                "Fwd: Meeting notes",
+                mailwriter.mime_text("Forwarding the meeting notes.\n"),
+                attach("Meeting notes.msg", "application/vnd.ms-outlook", meeting),
+            ),
+            "The detection page's scenario 'DDE via Outlook Email' delivered by mail: an "
+            "attached Outlook message whose compressed RTF body ([MS-OXRTFCP]) holds a DDEAUTO "
+            "field. Outlook renders the body, so the parent process is OUTLOOK.EXE.",
+            "detection page scenario 3 (.msg RTF body) as an e-mail attachment",
+            one(outlook_hit(notes_command, "Meeting notes.msg > RTF body")),
+        ),
+        (
+            "outlook-rtf-body-ddeauto.msg",
+            meeting,
+            "The Outlook message of scenario 3 on its own: DDEAUTO in the compressed RTF body "
+            "(PidTagRtfCompressed, 0x1009), parent OUTLOOK.EXE.",
+            "detection page scenario 3 as a .msg file",
+            one(outlook_hit(notes_command, "RTF body")),
+        ),
+        (
+            "scenario4-equation-editor.eml",
+            message("Formula sheet", body, attach("formula.rtf", "application/rtf", formula_rtf)),
+            "The detection page's scenario 'Equation Editor (EQNEDT32.EXE)' delivered by mail: "
+            "an RTF attachment embedding an Equation.3 object (\\object\\objemb, \\objclass "
+            "Equation.3) with a benign equation and no exploit. The expectation is what the "
+            "scanner reports for it today (issue 4 owns Equation Editor detection).",
+            "detection page scenario 4 as an e-mail attachment",
+            Expect(
+                "suspicious",
+                (Hit("equation-editor", "", "", "EQNEDT32.EXE", "formula.rtf", ""),),
+                1,
+            ),
+        ),
+        (
+            "nested-zip-docx-header.eml",
+            message(
+                "Invoice",
+                body,
+                attach(
+                    "invoice.zip", "application/zip", zip_members([("invoice.docx", header_docx)])
+                ),
+            ),
+            "Three levels deep: a mail carrying a ZIP carrying a .docx whose header part holds a "
+            "DDEAUTO field (mail > invoice.zip > invoice.docx > word/header2.xml).",
+            "e-mail > ZIP > docx nesting",
+            one(word_hit(part="invoice.zip > invoice.docx > word/header2.xml")),
+        ),
+        (
+            "password-zip-in-body.eml",
+            message(
+                "Protected invoice",
+                mailwriter.mime_text(
+                    "The invoice is in the attached archive.\nPassword: infected\n"
+                ),
+                attach(
+                    "invoice.zip",
+                    "application/zip",
+                    mailwriter.zipcrypto_zip("Q4-figures.csv", whoami_csv, b"infected"),
+                ),
+            ),
+            "A ZipCrypto-encrypted ZIP attachment whose password ('infected') is quoted in the "
+            "mail body: the scanner takes the password from the body and opens the archive.",
+            "encrypted ZIP, password in the message body",
+            one(
+                Hit(
+                    FORMULA,
+                    "cmd.exe",
+                    csv_command,
+                    EXCEL,
+                    "invoice.zip > Q4-figures.csv",
+                    None,
+                    True,
+                    False,
+                )
+            ),
+        ),
+        (
+            "winmail-dat-rtf-body.eml",
+            message(
+                "Meeting notes",
+                mailwriter.mime_text("Meeting notes in rich text.\n"),
+                attach(
+                    "winmail.dat",
+                    "application/ms-tnef",
+                    mailwriter.winmail_dat("Meeting notes", notes_rtf),
+                ),
+            ),
+            "Outlook rich-text mail as it leaves an Exchange server: a winmail.dat (TNEF, "
+            "[MS-OXTNEF]) whose compressed RTF body holds a DDEAUTO field, parent OUTLOOK.EXE.",
+            "TNEF winmail.dat RTF body",
+            one(outlook_hit(notes_command, "winmail.dat > RTF body")),
+        ),
+    ]
+    return [Sample(f"mail/{name}", data, d, t, e) for name, data, d, t, e in items]
+
+
+# Office writes spinCount 100,000; the corpus uses 10,000 so that scanning it stays quick (a
+# locked sample costs one key derivation per default password). The scheme is Office's.
+AGILE_SPIN_COUNT = 10_000
+
+
+def agile_encrypted(package: bytes, password: str, seed: str) -> bytes:
+    """`package` under ECMA-376 Agile encryption ([MS-OFFCRYPTO] 2.3.4.10), the same bytes
+    every run: msoffcrypto-tool's Agile encryptor draws its salts, verifier input and package
+    key from `seed` instead of the system's random source, and the compound file is
+    cfbwriter's (msoffcrypto's own container writer stamps the current time, and writes a
+    broken file for packages under 4096 bytes). The \\x06DataSpaces streams are the fixed
+    ones of [MS-OFFCRYPTO] 2.3.4.1 that Office writes."""
+    counter = itertools.count()
+
+    def seeded(size: int) -> bytes:
+        return hashlib.shake_256(f"{seed}/{next(counter)}".encode()).digest(size)
+
+    agile = ecma376_agile.ECMA376Agile
+    with mock.patch.object(ecma376_agile, "_random_buffer", seeded):
+        info, key = agile.generate_encryption_parameters(password, spin_count=AGILE_SPIN_COUNT)
+        payload = agile.encrypt_payload(
+            io.BytesIO(package), info.encryptedKey, key, info.keyData.saltValue
+        )
+        encryption_info = agile.get_encryption_information(info, payload, key)
+    return write_cfb(
+        {
+            "EncryptionInfo": encryption_info,
+            "EncryptedPackage": payload,
+            "\x06DataSpaces/Version": DefaultContent.Version,
+            "\x06DataSpaces/DataSpaceMap": DefaultContent.DataSpaceMap,
+            "\x06DataSpaces/DataSpaceInfo/StrongEncryptionDataSpace": (
+                DefaultContent.StrongEncryptionDataSpace
+            ),
+            "\x06DataSpaces/TransformInfo/StrongEncryptionTransform/\x06Primary": (
+                DefaultContent.Primary
+            ),
+        }
+    )
+
+
+def encrypted_samples() -> list[Sample]:
+    """Password-encrypted OOXML (ECMA-376 Agile), opened with Excel's default password or
+    left locked."""
+    opened = "decrypted with the default password 'VelvetSweatshop' > word/document.xml"
+    dde = word_package(lure() + para(field(instr(f" {CMD_FIELD} "), result="Loading...")))
+    ordinary = word_package(
+        para(text_run("Quarterly figures, page "), field(instr(" PAGE "), result="1"))
+        + para(field(instr(' HYPERLINK "http://example.invalid/" '), result="example"))
+    )
+    items: list[tuple[str, bytes, str, str, Expect]] = [
+        (
+            "ddeauto-velvetsweatshop.docx",
+            agile_encrypted(dde, "VelvetSweatshop", "ddeauto-velvetsweatshop"),
+            "DDEAUTO cmd.exe field in a .docx encrypted (ECMA-376 Agile) with VelvetSweatshop, "
+            "the default password Office opens without asking: the scanner must decrypt it "
+            "and name the password in the finding's location.",
+            "encrypted document, default password",
+            one(Hit(FIELD, "cmd.exe", CMD_LINE, WORD, opened, CMD_LINE, True, False)),
+        ),
+        (
+            "ordinary-velvetsweatshop.docx",
+            agile_encrypted(ordinary, "VelvetSweatshop", "ordinary-velvetsweatshop"),
+            "Clean .docx (PAGE and HYPERLINK fields) encrypted with VelvetSweatshop: decrypted "
+            "and clean, with no problem.",
+            "encrypted look-alike (must stay clean)",
+            CLEAN,
+        ),
+        (
+            "unknown-password.docx",
+            agile_encrypted(dde, "Inv-2017-0042", "unknown-password"),
+            "The DDEAUTO .docx encrypted with a password that is neither a default nor given: "
+            "reported locked (content not inspected), suspicious by default.",
+            "encrypted document, unknown password (locked)",
+            Expect(verdict="suspicious", finding_count=0, problems=("locked",)),
+        ),
+    ]
+    return [Sample(f"encrypted/{name}", data, d, t, e) for name, data, d, t, e in items]
+
+
+def xls_samples() -> list[Sample]:
+    """Excel 97-2003 (.xls, BIFF8) and binary (.xlsb) workbooks written by
+    corpus/xlswriter.py from [MS-XLS] and [MS-XLSB]: a DDE SupBook alone, a cell formula
+    that uses it, an Excel 4.0 macro calling INITIATE, and clean look-alikes."""
+    xw = xlswriter
+    command = "cmd /c calc.exe"
+
+    def hit(technique: str, location: str) -> Hit:
+        return Hit(technique, "cmd.exe", command, EXCEL, location, command, True, False)
+
+    namex = xw.ptg_namex(0, 1)
+    numbers = [xw.number(0, 0, 1142.0), xw.number(1, 0, 17.5)]
+    initiate = (
+        xw.ptg_int(99)
+        + xw.ptg_func(xw.FTAB_CHAR)
+        + xw.ptg_str("md")
+        + xw.PTG_CONCAT
+        + xw.ptg_str("/c calc.exe")
+        + xw.ptg_func(xw.FTAB_INITIATE)
+    )
+    macro_book = xw.workbook_stream(
+        [xw.Sheet("Macro1", [xw.formula(0, 0, initiate)], state=1, kind=1), xw.Sheet("Sheet1")],
+        [
+            xw.supbook_self(2),
+            xw.externsheet([(0, 0, 0)]),
+            xw.lbl("\x01", xw.ptg_ref3d(0, 0, 0), flags=0x0020),
+        ],
+    )
+    ordinary = xw.workbook_stream(
+        [
+            xw.Sheet(
+                "Sheet1",
+                [
+                    *numbers,
+                    xw.formula(2, 0, xw.ptg_ref(0, 0) + xw.ptg_ref(1, 0) + xw.PTG_ADD),
+                    xw.formula(3, 0, xw.ptg_str("cmd|'/c calc.exe'!A0")),
+                    xw.formula(4, 0, xw.ptg_ref3d(0, 0, 0)),
+                ],
+            ),
+            xw.Sheet("Sheet2"),
+        ],
+        [xw.supbook_self(2), xw.externsheet([(0, 1, 1)])],
+    )
+    link = xw.XlsbLink("cmd", "/c calc.exe", (("_xlbgnm.A1", xw.WANT_ADVISE),))
+    ddelink_xlsb = xw.xlsb_package(
+        xw.XlsbBook(
+            [xw.XlsbSheet("Sheet1", [(3, [xw.xlsb_formula_cell(1, namex)])])],
+            [link],
+        )
+    )
+    ordinary_xlsb = xw.xlsb_package(
+        xw.XlsbBook(
+            [
+                xw.XlsbSheet(
+                    "Sheet1",
+                    [
+                        (0, [xw.xlsb_number_cell(0, 1142.0)]),
+                        (1, [xw.xlsb_formula_cell(0, xw.xlsb_ptg_str("cmd|'/c calc.exe'!A0"))]),
+                    ],
+                )
+            ]
+        )
+    )
+    link_and_formula = Expect(
+        "malicious",
+        (hit(LINK, "Workbook (SupBook [1])"), hit(FORMULA, "Workbook (Sheet1!B4)")),
+        2,
+    )
+    items: list[tuple[str, bytes, str, str, Expect]] = [
+        (
+            "supbook-dde-unused.xls",
+            xw.xls_file(xw.dde_workbook(cells=numbers)),
+            "SUPBOOK whose virtual path is 'cmd' 0x03 '/c calc.exe' (a DDE data source, "
+            "[MS-XLS] 2.5.277) with an automatic EXTERNNAME item, used by no cell: Excel still "
+            "asks to update it when the workbook opens.",
+            ".xls DDE SupBook without a formula",
+            one(hit(LINK, "Workbook (SupBook [1])")),
+        ),
+        (
+            "formula-dde-cmd.xls",
+            xw.xls_file(xw.dde_workbook(cells=[*numbers, xw.formula(3, 1, namex)])),
+            "Cell B4 holds =cmd|'/c calc.exe'!A0 as Excel 97-2003 saves it: a PtgNameX token "
+            "naming EXTERNSHEET entry 0, which points at the DDE SUPBOOK, and its EXTERNNAME 1.",
+            ".xls formula through PtgNameX, EXTERNSHEET and SUPBOOK",
+            link_and_formula,
+        ),
+        (
+            "xlm-initiate.xls",
+            xw.xls_file(macro_book),
+            "Hidden Excel 4.0 macro sheet run by Auto_Open whose A1 calls "
+            'INITIATE(CHAR(99)&"md","/c calc.exe"): a DDE conversation with cmd, decompiled '
+            "from the formula's tokens.",
+            ".xls XLM macro INITIATE()",
+            one(hit(FORMULA, "Workbook (Macro1 (hidden)!A1)")),
+        ),
+        (
+            "ordinary.xls",
+            xw.xls_file(ordinary),
+            "Clean .xls: numbers, a sum, a 3-D reference to another sheet, and the text "
+            "cmd|'/c calc.exe'!A0 only as a string literal in a formula.",
+            ".xls look-alike (must stay clean)",
+            CLEAN,
+        ),
+        (
+            "ddelink-cmd.xlsb",
+            ddelink_xlsb,
+            "Binary workbook: an external link part whose BrtBeginSupBook (sbt 1) is a DDE "
+            "source with service cmd and topic /c calc.exe, item _xlbgnm.A1, and cell B4 "
+            "using it through PtgNameX and BrtExternSheet.",
+            ".xlsb DDE external link and formula",
+            Expect(
+                "malicious",
+                (
+                    hit(LINK, "externalLink1.bin (external link [1])"),
+                    hit(FORMULA, "sheet1.bin (Sheet1!B4)"),
+                ),
+                2,
+            ),
+        ),
+        (
+            "ordinary.xlsb",
+            ordinary_xlsb,
+            "Clean binary workbook: a number and a string formula that only quotes "
+            "cmd|'/c calc.exe'!A0.",
+            ".xlsb look-alike (must stay clean)",
+            CLEAN,
+        ),
+    ]
+    return [Sample(f"xls/{name}", data, d, t, e) for name, data, d, t, e in items]
+
+
 def build_samples() -> list[Sample]:
     samples = [
         *word_samples(),
+        *doc_samples(),
         *rtf_samples(),
         *excel_samples(),
         *csv_samples(),
         *clean_samples(),
         *allowed_samples(),
         *bad_samples(),
+        *xml_samples(),
+        *odf_samples(),
+        *mail_samples(),
+        *equation_samples(),
+        *encrypted_samples(),
+        *xls_samples(),
     ]
     paths = [sample.path for sample in samples]
     if len(set(paths)) != len(paths):

@@ -6,6 +6,7 @@ inputs, picks a renderer and turns the verdicts into an exit status.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import re
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -22,7 +24,22 @@ from rich.text import Text
 
 from scanner import __version__
 from scanner.api import scan_path
-from scanner.config import ConfigError, load_config, with_overrides
+from scanner.config import (
+    LOCKED_VERDICTS,
+    ConfigError,
+    load_config,
+    locked_verdict,
+    with_overrides,
+)
+from scanner.isolation import (
+    InProcessScanner,
+    IsolatedScanner,
+    IsolationError,
+    Job,
+    PathJob,
+    Prepared,
+    Scanner,
+)
 from scanner.model import (
     FileFormat,
     Location,
@@ -32,11 +49,17 @@ from scanner.model import (
     ScanReport,
     Verdict,
 )
-from scanner.render import ExitCode, RunSummary, json_report
+from scanner.render import ExitCode, RunSummary, csv_report, html_report, json_report
 from scanner.render import clamscan as clamscan_render
 from scanner.render import text as text_render
+from scanner.rulecheck import CORPUS_DIR, check_rules, run_rule_tests
+from scanner.yara_stage import SHIPPED_RULES_DIR, RuleSet, describe_rules, load_rules
 
-FORMATS = ("text", "json", "jsonl", "clamscan")
+FORMATS = ("text", "json", "jsonl", "clamscan", "csv", "html")
+
+# Scans run in worker processes with hard limits (scanner.isolation) unless --no-isolation
+# is given. Tests that replace `scan_path` with an in-process stand-in turn this off.
+ISOLATE_BY_DEFAULT = True
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -256,6 +279,34 @@ class _ClamscanOutput(_Output):
         self.stream.flush()
 
 
+class _CsvOutput(_Output):
+    """One row per finding (a row per file without findings), streamed as files finish."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.stream.write(csv_report.header_line())
+
+    def file_done(self, report: ScanReport) -> None:
+        self.stream.write(csv_report.report_lines(report))
+        self.stream.flush()
+
+
+class _HtmlOutput(_Output):
+    """A static page: its head at once, a section per file as it finishes, the summary."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.stream.write(html_report.page_start(__version__))
+
+    def file_done(self, report: ScanReport) -> None:
+        self.stream.write(html_report.report_section(report))
+        self.stream.flush()
+
+    def finish(self, summary: RunSummary) -> None:
+        self.stream.write(html_report.page_end(summary))
+        self.stream.flush()
+
+
 def _wants_color(no_color: bool, stream: TextIO) -> bool:
     if no_color or os.environ.get("NO_COLOR"):
         return False
@@ -269,6 +320,10 @@ def _make_output(output_format: str, stream: TextIO, color: bool, quiet: bool) -
         return _JsonOutput(stream)
     if output_format == "clamscan":
         return _ClamscanOutput(stream)
+    if output_format == "csv":
+        return _CsvOutput(stream)
+    if output_format == "html":
+        return _HtmlOutput(stream)
     return _JsonlOutput(stream)
 
 
@@ -279,8 +334,12 @@ def build_config(
     max_depth: int | None,
     timeout: float | None,
     max_file_size: int | None,
+    password_file: str | None = None,
+    locked: str | None = None,
 ) -> ScanConfig:
     """Defaults, then the TOML file, then the command line. Raises ConfigError."""
+    if password_file is not None:
+        passwords = (*passwords, *read_password_file(password_file))
     limits: dict[str, float] = {}
     if max_depth is not None:
         limits["max_depth"] = max_depth
@@ -289,7 +348,19 @@ def build_config(
     if max_file_size is not None:
         limits["max_input_bytes"] = max_file_size
     config = load_config(config_path)
-    return with_overrides(config, allow_services, passwords, limits or None)
+    verdict = None if locked is None else locked_verdict(locked)
+    return with_overrides(config, allow_services, passwords, limits or None, verdict)
+
+
+def read_password_file(path: str) -> tuple[str, ...]:
+    """One password per line, UTF-8 (a BOM is allowed); the line break is not part of the
+    password, every other character is; empty lines are skipped. Raises ConfigError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read password file {path}: {error}") from error
+    lines = (line.removesuffix("\r") for line in text.split("\n"))
+    return tuple(line for line in lines if line)
 
 
 _MAIN_HELP = """Pre-execution static scanner for DDE payloads (MITRE ATT&CK T1559.002) in
@@ -356,17 +427,63 @@ def main() -> None:
     metavar="PW",
     help="A password to try on encrypted documents. Repeatable.",
 )
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=str, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Passwords to try on encrypted documents, one per line (UTF-8).",
+)
+@click.option(
+    "--locked-verdict",
+    "locked",
+    type=click.Choice(LOCKED_VERDICTS),
+    default=None,
+    help=(
+        "Verdict of a file whose only trouble is something no password opened (an "
+        "encrypted document or archive member). Default: suspicious."
+    ),
+)
 @click.option("--max-depth", type=click.IntRange(min=1), help="Deepest nesting to open.")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    help="Time budget per file, in seconds.",
+    help=(
+        "Time limit per file, in seconds (default 60). A scan still running at the limit "
+        "is killed and the file reported with a timeout error; the scan itself stops a "
+        "little earlier where it can, to report what it found so far."
+    ),
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes scanning in parallel (default 1). Reports keep input order.",
+)
+@click.option(
+    "--no-isolation",
+    is_flag=True,
+    help=(
+        "Scan inside this process, without worker processes, hard time limit or memory "
+        "cap (for debugging)."
+    ),
 )
 @click.option(
     "--max-file-size",
     type=ByteSize(),
     help="Largest file to inspect, in bytes (suffix K, M or G allowed).",
 )
+@click.option(
+    "--rules",
+    "rule_dirs",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(path_type=str, file_okay=False),
+    help="A folder of YARA rules (.yar/.yara, subfolders included) to run with the shipped "
+    "ones. Repeatable.",
+)
+@click.option("--no-yara", is_flag=True, help="Skip the YARA stage (parsers only).")
 @click.option(
     "--quiet",
     "-q",
@@ -386,9 +503,15 @@ def scan(
     config_path: str | None,
     allow_services: tuple[str, ...],
     passwords: tuple[str, ...],
+    password_file: str | None,
+    locked: str | None,
     max_depth: int | None,
     timeout: float | None,
     max_file_size: int | None,
+    jobs: int | None,
+    no_isolation: bool,
+    rule_dirs: tuple[str, ...],
+    no_yara: bool,
     quiet: bool,
     no_color: bool,
 ) -> None:
@@ -396,8 +519,19 @@ def scan(
     order, without following symbolic links to directories found inside them."""
     try:
         config = build_config(
-            config_path, allow_services, passwords, max_depth, timeout, max_file_size
+            config_path,
+            allow_services,
+            passwords,
+            max_depth,
+            timeout,
+            max_file_size,
+            password_file=password_file,
+            locked=locked,
         )
+        config = _with_rules(config, rule_dirs, no_yara)
+        if config.yara_enabled:
+            # Compiled once here, so a broken rule stops the run before any file is read.
+            load_rules(config.rule_dirs)
     except ConfigError as error:
         raise ConfigFailure(str(error)) from None
     stream = sys.stdout
@@ -408,19 +542,18 @@ def scan(
         reconfigure(errors="backslashreplace")
     if output_format is None:
         output_format = "text" if stream.isatty() else "jsonl"
+    if no_isolation and jobs is not None:
+        raise click.UsageError("--jobs needs worker processes; it cannot go with --no-isolation")
     output = _make_output(output_format, stream, _wants_color(no_color, stream), quiet)
+    runner = _make_runner(config, jobs or 1, ISOLATE_BY_DEFAULT and not no_isolation)
     summary = RunSummary()
+    directories: list[str] = []
     try:
-        for entry in _iter_inputs(paths):
-            if entry.kind is _EntryKind.DIRECTORY:
-                summary = summary.with_directory()
-                continue
-            if entry.kind is _EntryKind.FILE:
-                report = scan_path(entry.path, config)
-            else:
-                report = _unscanned_report(entry)
+        for report in runner.scan(_jobs(paths, directories)):
             summary = summary.add(report)
             output.file_done(report)
+        for _ in directories:
+            summary = summary.with_directory()
         output.finish(summary)
     except BrokenPipeError:
         # The reader went away (`ddescan scan . | head`): stop quietly, and keep Python
@@ -431,4 +564,167 @@ def scan(
     except KeyboardInterrupt:
         click.echo("ddescan: interrupted", err=True)
         ctx.exit(int(ExitCode.ERROR))
+    except IsolationError as error:
+        click.echo(f"ddescan: {error}", err=True)
+        ctx.exit(int(ExitCode.ERROR))
+    finally:
+        runner.close()
     ctx.exit(int(summary.exit_code))
+
+
+def _jobs(paths: tuple[str, ...], directories: list[str]) -> Iterator[Job]:
+    """The scan jobs for every input, in order; directories are listed in `directories`."""
+    for entry in _iter_inputs(paths):
+        if entry.kind is _EntryKind.DIRECTORY:
+            directories.append(entry.path)
+        elif entry.kind is _EntryKind.FILE:
+            yield PathJob(entry.path)
+        else:
+            yield Prepared(_unscanned_report(entry))
+
+
+def _make_runner(config: ScanConfig, jobs: int, isolated: bool) -> Scanner:
+    if isolated:
+        return IsolatedScanner(config, processes=jobs)
+    # Looked up at call time, so that a stand-in for scan_path (tests) is used.
+    return InProcessScanner(config, scan_file=lambda path, cfg: scan_path(path, cfg))
+
+
+def _with_rules(config: ScanConfig, rule_dirs: tuple[str, ...], no_yara: bool) -> ScanConfig:
+    """The YARA options of the command line on top of the configuration file's."""
+    return dataclasses.replace(
+        config,
+        rule_dirs=(*config.rule_dirs, *rule_dirs),
+        yara_enabled=config.yara_enabled and not no_yara,
+    )
+
+
+def _rule_set(config_path: str | None, rule_dirs: tuple[str, ...]) -> RuleSet:
+    """The compiled rules for a `rules` command; a broken rule or configuration -> exit 2."""
+    try:
+        config = _with_rules(load_config(config_path), rule_dirs, False)
+        return load_rules(config.rule_dirs)
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from None
+
+
+def _shown_path(path: str) -> str:
+    """Shipped rule files relative to the source tree (yara/...), others as given."""
+    shipped = SHIPPED_RULES_DIR.parent
+    return os.path.relpath(path, shipped) if Path(path).is_relative_to(shipped) else path
+
+
+_RULE_DIRS_OPTION = click.option(
+    "--rules",
+    "rule_dirs",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(path_type=str, file_okay=False),
+    help="A folder of YARA rules to add to the shipped ones (yara/). Repeatable.",
+)
+_RULES_CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=str, dir_okay=False),
+    default=None,
+    help="TOML configuration file (its [yara] rule_dirs are added).",
+)
+
+
+@main.group(name="rules")
+def rules_group() -> None:
+    """The YARA rules: those shipped in yara/ and those of --rules folders.
+
+    \b
+    list   name, file, technique and severity of every rule
+    check  every rule compiles; shipped rules have complete metadata and
+           existing samples (exit 1 otherwise, 2 if a rule does not compile)
+    test   every shipped rule fires on its positive sample, not on its negative
+           one, and on no clean look-alike of the corpus (exit 1 otherwise)
+    """
+
+
+@rules_group.command(name="list")
+@_RULE_DIRS_OPTION
+@_RULES_CONFIG_OPTION
+def rules_list(rule_dirs: tuple[str, ...], config_path: str | None) -> None:
+    """Name, file, technique and severity of every rule."""
+    ruleset = _rule_set(config_path, rule_dirs)
+    try:
+        infos = describe_rules(ruleset)
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from None
+    rows = [("NAME", "FILE", "TECHNIQUE", "SEVERITY")]
+    rows.extend(
+        (
+            info.name,
+            _shown_path(info.path),
+            ",".join(technique.value for technique in info.techniques) or "-",
+            info.severity.label if info.severity is not None else "-",
+        )
+        for info in infos
+    )
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[3]]))
+
+
+@rules_group.command(name="check")
+@_RULE_DIRS_OPTION
+@_RULES_CONFIG_OPTION
+@click.pass_context
+def rules_check(ctx: click.Context, rule_dirs: tuple[str, ...], config_path: str | None) -> None:
+    """Compile every rule; check the shipped rules' metadata and samples."""
+    ruleset = _rule_set(config_path, rule_dirs)
+    try:
+        report = check_rules(ruleset, CORPUS_DIR)
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from None
+    for failure in report.failures:
+        click.echo(f"FAIL {failure}")
+    for rule in report.rules:
+        where = f"{rule.info.name} ({_shown_path(rule.info.path)})"
+        for failure in rule.failures:
+            click.echo(f"FAIL {where}: {failure}")
+        for note in rule.notes:
+            click.echo(f"NOTE {where}: {note}")
+    failed = sum(1 for rule in report.rules if rule.failures) + len(report.failures)
+    click.echo(f"{len(report.rules)} rules checked, {failed} with a failure.")
+    ctx.exit(0 if report.ok else 1)
+
+
+@rules_group.command(name="test")
+@click.option(
+    "--corpus",
+    "corpus_dir",
+    type=click.Path(path_type=str, file_okay=False, exists=True),
+    default=None,
+    help="Corpus folder (manifest.json and samples/). Default: the source tree's corpus/.",
+)
+@click.pass_context
+def rules_test(ctx: click.Context, corpus_dir: str | None) -> None:
+    """Prove the shipped rules on the corpus; exit 1 naming each rule that failed and why."""
+    corpus = Path(corpus_dir) if corpus_dir else CORPUS_DIR
+    try:
+        report = check_rules(load_rules(()), corpus)
+        results = run_rule_tests(corpus)
+    except ConfigError as error:
+        raise ConfigFailure(str(error)) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConfigFailure(f"cannot read the corpus at {corpus}: {error}") from None
+    for failure in report.failures:
+        click.echo(f"FAIL {failure}")
+    checks = {(rule.info.path, rule.info.name): rule.failures for rule in report.rules}
+    failed = 0
+    for result in results:
+        failures = [*checks.get((result.info.path, result.info.name), ()), *result.failures]
+        where = f"{result.info.name} ({_shown_path(result.info.path)})"
+        for failure in failures:
+            click.echo(f"FAIL {where}: {failure}")
+        if failures:
+            failed += 1
+        else:
+            click.echo(f"ok   {where}: fires on {len(result.fired_on)} corpus sample(s)")
+    click.echo(f"{len(results)} shipped rules tested, {failed} failed.")
+    ctx.exit(1 if failed or report.failures else 0)

@@ -13,7 +13,21 @@ File format (all keys optional):
     max_ratio = 200
     max_members = 10000
     max_findings = 1000
-    timeout_seconds = 60
+    timeout_seconds = 60                    # hard limit per file in worker processes
+    max_memory_bytes = 1073741824           # address space of one worker (RLIMIT_AS)
+    max_streams = 100000                    # decoded streams kept for the YARA stage
+    max_stream_bytes = 134217728
+    max_password_tries = 24
+    max_key_derivation_rounds = 2500000
+
+    [passwords]
+    candidates = ["infected"]        # tried on encrypted documents and archive members
+    locked_verdict = "suspicious"    # or "error" or "clean": the verdict of a report whose
+                                     # only trouble is something no password opened
+
+    [yara]
+    enabled = true                          # run the YARA stage (yara/ rules)
+    rule_dirs = ["rules/extra"]             # more rule folders (relative to this file)
 """
 
 from __future__ import annotations
@@ -23,11 +37,41 @@ import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
-from scanner.model import ScanConfig, ScanLimits
+from scanner.model import ScanConfig, ScanLimits, Verdict
 
 
 class ConfigError(ValueError):
     """The configuration file or an override is not valid."""
+
+
+# The verdicts a locked input may be given (ScanConfig.locked_verdict).
+LOCKED_VERDICTS = ("suspicious", "error", "clean")
+
+
+def locked_verdict(value: object) -> Verdict:
+    """The Verdict named by `value`, one of LOCKED_VERDICTS; ConfigError otherwise."""
+    if not isinstance(value, str) or value not in LOCKED_VERDICTS:
+        raise ConfigError(
+            f"locked_verdict must be one of {', '.join(LOCKED_VERDICTS)}, not {value!r}"
+        )
+    return Verdict(value)
+
+
+def _passwords_from(table: object, config: ScanConfig) -> ScanConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("[passwords] must be a table")
+    unknown = set(table) - {"candidates", "locked_verdict"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [passwords]: {', '.join(sorted(unknown))}")
+    candidates = table.get("candidates", [])
+    if not isinstance(candidates, list) or not all(isinstance(c, str) for c in candidates):
+        raise ConfigError("passwords.candidates must be a list of strings")
+    verdict = config.locked_verdict
+    if "locked_verdict" in table:
+        verdict = locked_verdict(table["locked_verdict"])
+    return dataclasses.replace(
+        config, passwords=(*config.passwords, *candidates), locked_verdict=verdict
+    )
 
 
 def _limits_from(table: object, base: ScanLimits) -> ScanLimits:
@@ -53,7 +97,7 @@ def load_config(path: str | Path | None = None, base: ScanConfig | None = None) 
         document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read configuration {path}: {error}") from error
-    unknown = set(document) - {"dde", "limits"}
+    unknown = set(document) - {"dde", "limits", "yara", "passwords"}
     if unknown:
         raise ConfigError(f"unknown section(s) in {path}: {', '.join(sorted(unknown))}")
     limits = config.limits
@@ -67,7 +111,29 @@ def load_config(path: str | Path | None = None, base: ScanConfig | None = None) 
     if not isinstance(allowed, list) or not all(isinstance(s, str) for s in allowed):
         raise ConfigError("dde.allowed_services must be a list of strings")
     services = services | frozenset(allowed)
+    config = _yara_from(document.get("yara", {}), Path(path).parent, config)
+    config = _passwords_from(document.get("passwords", {}), config)
     return dataclasses.replace(config, limits=limits, allowed_dde_services=services)
+
+
+def _yara_from(table: object, base_dir: Path, config: ScanConfig) -> ScanConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("[yara] must be a table")
+    unknown = set(table) - {"enabled", "rule_dirs"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [yara]: {', '.join(sorted(unknown))}")
+    enabled = table.get("enabled", config.yara_enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError("yara.enabled must be true or false")
+    dirs = table.get("rule_dirs", [])
+    if not isinstance(dirs, list) or not all(isinstance(d, str) and d for d in dirs):
+        raise ConfigError("yara.rule_dirs must be a list of folder names")
+    # Relative folders are read from where the configuration file is, not from wherever
+    # ddescan happens to be started.
+    resolved = tuple(str(base_dir / d) for d in dirs)
+    return dataclasses.replace(
+        config, yara_enabled=enabled, rule_dirs=(*config.rule_dirs, *resolved)
+    )
 
 
 def with_overrides(
@@ -75,6 +141,7 @@ def with_overrides(
     allowed_services: Iterable[str] = (),
     passwords: Iterable[str] = (),
     limits: dict[str, float] | None = None,
+    locked: Verdict | None = None,
 ) -> ScanConfig:
     """Apply command-line overrides on top of a loaded configuration."""
     new_limits = _limits_from(dict(limits), config.limits) if limits else config.limits
@@ -83,4 +150,5 @@ def with_overrides(
         limits=new_limits,
         allowed_dde_services=config.allowed_dde_services | frozenset(allowed_services),
         passwords=(*config.passwords, *passwords),
+        locked_verdict=config.locked_verdict if locked is None else locked,
     )

@@ -52,6 +52,7 @@ import struct
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import olefile
 
@@ -59,9 +60,11 @@ from scanner.analysis import DEMO_PROGRAMS, LOLBINS, equation_finding
 from scanner.errors import MalformedInput
 from scanner.formats.base import PartScan, ScanContext, ScanItem
 from scanner.formats.cfb import is_cfb, open_cfb, read_stream
+from scanner.formats.embedded import embedded_documents
 from scanner.formats.package import Package
 from scanner.mapping import EXECUTABLE_EXTENSIONS
 from scanner.model import Evidence, Finding, Location
+from scanner.streams import DecodedStream, StreamLabel
 
 EQUATION_EDITOR_CLSIDS: dict[str, str] = {
     "0002CE02-0000-0000-C000-000000000046": "Microsoft Equation 3.0",
@@ -1067,6 +1070,9 @@ def scan_object_bytes(
 ) -> Iterator[ScanItem]:
     """Findings for the Equation Editor objects in the bytes of one embedded object."""
     ctx.check_time()
+    yield DecodedStream(
+        StreamLabel.RTF_OBJECT if context.ole1 else StreamLabel.OLE_STREAM, data, location
+    )
     objects = inspect_object(data, ctx.config.limits.max_part_bytes, context.ole1, ctx.check_time)
     yield from equation_findings(objects, location, context)
 
@@ -1104,6 +1110,8 @@ def embedding_scans(package: Package, ctx: ScanContext) -> Iterator[ScanItem]:
 
         def run(name: str = name, location: Location = location) -> Iterator[ScanItem]:
             data = package.read(name)
-            yield from scan_object_bytes(data, ctx, location, context)
+            # Two parts: a damaged storage that defeats one reader must not hide the other.
+            yield PartScan(location, partial(scan_object_bytes, data, ctx, location, context))
+            yield PartScan(location, partial(embedded_documents, data, location, ctx))
 
         yield PartScan(location, run)

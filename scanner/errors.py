@@ -15,6 +15,10 @@ class UnsupportedInput(ScanError):
     """The bytes are of a kind (or variant) ddescan does not read."""
 
 
+class EncryptedInput(ScanError):
+    """The bytes are encrypted and no password given or found opens them (reported locked)."""
+
+
 class LimitExceeded(ScanError):
     """A configured bound (size, count, depth, ratio) was reached; inspection stopped there."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-REPORT_SCHEMA_VERSION = "1.0.0"
+REPORT_SCHEMA_VERSION = "1.1.0"
 
 ATTACK_TECHNIQUE_ID = "T1559"
 ATTACK_TECHNIQUE_NAME = "Inter-Process Communication"
@@ -56,6 +56,20 @@ class FileFormat(enum.Enum):
     HTML = "html"
     CSV = "csv"
     OLE = "ole"
+    DOC = "doc"
+    XLS = "xls"
+    XLSB = "xlsb"
+    ZIP = "zip"
+    GZIP = "gzip"
+    EML = "eml"
+    MSG = "msg"
+    TNEF = "tnef"
+    WORDML2003 = "wordml2003"
+    FLATOPC = "flatopc"
+    SPREADSHEETML2003 = "spreadsheetml2003"
+    ODT = "odt"
+    ODS = "ods"
+    ENCRYPTED = "encrypted"
     EMPTY = "empty"
     UNSUPPORTED = "unsupported"
 
@@ -71,6 +85,7 @@ class HostApplication(enum.Enum):
     EXCEL = "EXCEL.EXE"
     OUTLOOK = "OUTLOOK.EXE"
     EQUATION_EDITOR = "EQNEDT32.EXE"
+    LIBREOFFICE = "soffice.bin"
 
 
 class ProblemKind(enum.Enum):
@@ -81,6 +96,7 @@ class ProblemKind(enum.Enum):
     TIMEOUT = "timeout"
     UNSUPPORTED = "unsupported"
     INTERNAL = "internal"
+    LOCKED = "locked"
 
 
 class Confidence(enum.Enum):
@@ -185,6 +201,8 @@ class Finding:
     allowed: bool = False
     attack_ids: tuple[str, ...] = (ATTACK_SUBTECHNIQUE_ID,)
     cves: tuple[str, ...] = ()
+    # Names of the YARA rules that matched this finding's evidence (scanner.yara_stage).
+    rules: tuple[str, ...] = ()
 
     def sort_key(self) -> tuple[tuple[str, ...], str, str, str]:
         return (
@@ -235,12 +253,16 @@ class EmbeddedDocument:
     """A byte string found inside a container that must be scanned as a document of its own.
 
     `host` overrides the application that would open it (an altChunk inside a Word document
-    is opened by Word whatever it looks like on its own).
+    is opened by Word whatever it looks like on its own). `passwords` are candidates found
+    next to it (a "password: infected" line in the message body that carries an archive);
+    the walker hands them, with those of every enclosing layer, to the scan of this document
+    and of everything inside it.
     """
 
     data: bytes
     location: Location
     host: HostApplication | None = None
+    passwords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -291,6 +313,19 @@ class ScanLimits:
     max_members: int = 10_000
     max_findings: int = 1_000
     timeout_seconds: float = 60.0
+    # Decoded streams kept per input for the YARA stage (scanner.streams).
+    max_streams: int = 100_000
+    max_stream_bytes: int = 128 * 1024 * 1024
+    # Encrypted Office files (scanner.formats.encrypted): candidate passwords checked per file,
+    # and the key-derivation hash rounds those checks may cost in all (an Agile-encrypted
+    # file asks for its spinCount rounds per password, up to 10,000,000).
+    max_password_tries: int = 24
+    max_key_derivation_rounds: int = 2_500_000
+    # Address space of one worker process (scanner.isolation, RLIMIT_AS): 1 GiB keeps two
+    # workers and the rest of a 2-core, 4 GiB host safe. It counts the interpreter and its
+    # libraries too (about 200 MB), so it is not all for the input. In-process scans
+    # (--no-isolation, scan_bytes) have no memory cap.
+    max_memory_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -300,3 +335,9 @@ class ScanConfig:
     limits: ScanLimits = field(default_factory=ScanLimits)
     allowed_dde_services: frozenset[str] = frozenset()
     passwords: tuple[str, ...] = ()
+    # The verdict of a report whose only trouble is something that stayed locked (an
+    # encrypted document or archive member no candidate password opened).
+    locked_verdict: Verdict = Verdict.SUSPICIOUS
+    # The YARA stage: shipped rules (yara/) plus the rule folders named here.
+    yara_enabled: bool = True
+    rule_dirs: tuple[str, ...] = ()

@@ -7,7 +7,14 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 
-from scanner.errors import LimitExceeded, MalformedInput, ScanError, ScanTimeout, UnsupportedInput
+from scanner.errors import (
+    EncryptedInput,
+    LimitExceeded,
+    MalformedInput,
+    ScanError,
+    ScanTimeout,
+    UnsupportedInput,
+)
 from scanner.formats.base import ByteBudget, FormatHandler, PartScan, ScanContext, ScanItem
 from scanner.model import (
     Confidence,
@@ -24,13 +31,18 @@ from scanner.model import (
     Verdict,
 )
 from scanner.registry import REGISTRY
+from scanner.streams import DecodedStream, StreamCollector, StreamLabel
+from scanner.yara_stage import yara_stage
 
 
 def identify(data: bytes, name: str) -> FormatHandler | None:
     """First format that says YES; else the first that said UNSURE; else None."""
     unsure: FormatHandler | None = None
     for handler in REGISTRY:
-        answer = handler.identify(data, name)
+        try:
+            answer = handler.identify(data, name)
+        except Exception:  # an identify bug on hostile bytes: that format says no
+            answer = Confidence.NO
         if answer is Confidence.YES:
             return handler
         if answer is Confidence.UNSURE and unsure is None:
@@ -47,12 +59,19 @@ class _Walk:
         self.problems: list[Problem] = []
         self.parts = 0
         self.top_format = FileFormat.UNSUPPORTED
+        # What the YARA stage will match once the walk is over (bounded per input).
+        self.streams = StreamCollector(config.limits)
 
     def problem(self, kind: ProblemKind, message: str, location: Location) -> None:
         self.problems.append(Problem(kind, message, location))
 
     def document(
-        self, data: bytes, location: Location, host: HostApplication | None, depth: int
+        self,
+        data: bytes,
+        location: Location,
+        host: HostApplication | None,
+        depth: int,
+        passwords: tuple[str, ...] = (),
     ) -> None:
         if depth > self.config.limits.max_depth:
             self.problem(
@@ -65,7 +84,18 @@ class _Walk:
             if depth == 0:
                 self.top_format = FileFormat.EMPTY
             return
-        handler = identify(data, location.containers[-1])
+        if self.config.yara_enabled:
+            label = StreamLabel.RAW_FILE if depth == 0 else StreamLabel.EMBEDDED_FILE
+            self.streams.add(DecodedStream(label, data, location))
+        try:
+            handler = identify(data, location.containers[-1])
+        except Exception as error:  # an identify() bug on hostile input: record it, go on
+            self.problem(
+                ProblemKind.INTERNAL,
+                f"internal error while identifying the content ({type(error).__name__}: {error})",
+                location,
+            )
+            return
         if handler is None:
             if depth == 0:
                 self.problem(
@@ -83,8 +113,9 @@ class _Walk:
             depth=depth,
             deadline=self.deadline,
             budget=self.budget,
+            passwords=passwords,
         )
-        self.run(lambda: handler.scan(data, ctx), location, depth, host)
+        self.run(lambda: handler.scan(data, ctx), location, depth, host, passwords)
 
     def run(
         self,
@@ -92,14 +123,17 @@ class _Walk:
         location: Location,
         depth: int,
         host: HostApplication | None,
+        passwords: tuple[str, ...] = (),
     ) -> None:
         self.parts += 1
         try:
             items: Iterable[ScanItem] = produce()
             for item in items:
-                self.item(item, depth, host)
+                self.item(item, depth, host, passwords)
         except LimitExceeded as error:
             self.problem(ProblemKind.LIMIT, str(error), location)
+        except EncryptedInput as error:
+            self.problem(ProblemKind.LOCKED, str(error), location)
         except (MalformedInput, UnsupportedInput) as error:
             kind = (
                 ProblemKind.MALFORMED
@@ -122,31 +156,58 @@ class _Walk:
                 location,
             )
 
-    def item(self, item: ScanItem, depth: int, host: HostApplication | None) -> None:
+    def item(
+        self,
+        item: ScanItem,
+        depth: int,
+        host: HostApplication | None,
+        passwords: tuple[str, ...] = (),
+    ) -> None:
         if isinstance(item, Finding):
             if len(self.findings) >= self.config.limits.max_findings:
                 raise LimitExceeded(f"finding limit of {self.config.limits.max_findings} reached")
             self.findings.append(item)
         elif isinstance(item, EmbeddedDocument):
-            self.document(item.data, item.location, item.host or host, depth + 1)
+            # Passwords found at one layer hold for everything inside it (a password quoted in
+            # a mail opens a zip in a zip attached to it).
+            inherited = tuple(dict.fromkeys((*passwords, *item.passwords)))
+            self.document(item.data, item.location, item.host or host, depth + 1, inherited)
+        elif isinstance(item, DecodedStream):
+            if self.config.yara_enabled:
+                self.streams.add(item)
         elif isinstance(item, PartScan):
-            self.run(item.run, item.location, depth, host)
+            self.run(item.run, item.location, depth, host, passwords)
         else:
             raise TypeError(f"unexpected scan item {item!r}")
 
 
 _ERROR_KINDS = frozenset(
-    {ProblemKind.MALFORMED, ProblemKind.TIMEOUT, ProblemKind.INTERNAL, ProblemKind.LIMIT}
+    {
+        ProblemKind.MALFORMED,
+        ProblemKind.TIMEOUT,
+        ProblemKind.INTERNAL,
+        ProblemKind.LIMIT,
+    }
 )
 
 
-def verdict_for(findings: Iterable[Finding], problems: Iterable[Problem]) -> Verdict:
+def verdict_for(
+    findings: Iterable[Finding],
+    problems: Iterable[Problem],
+    locked_verdict: Verdict = Verdict.SUSPICIOUS,
+) -> Verdict:
+    """Findings decide first. Something that stayed locked counts as `locked_verdict`
+    (ScanConfig.locked_verdict): as suspicious it ranks like a suspicious finding, above
+    errors; as error or clean it counts only when nothing else was found."""
+    problems = tuple(problems)
     verdicts = {finding.verdict for finding in findings}
+    if any(problem.kind is ProblemKind.LOCKED for problem in problems):
+        verdicts.add(locked_verdict)
     if Verdict.MALICIOUS in verdicts:
         return Verdict.MALICIOUS
     if Verdict.SUSPICIOUS in verdicts:
         return Verdict.SUSPICIOUS
-    if any(problem.kind in _ERROR_KINDS for problem in problems):
+    if Verdict.ERROR in verdicts or any(problem.kind in _ERROR_KINDS for problem in problems):
         return Verdict.ERROR
     return Verdict.CLEAN
 
@@ -175,6 +236,23 @@ def scan(
         except ScanTimeout as error:
             walk.problem(ProblemKind.TIMEOUT, str(error), location)
     findings = _dedupe(walk.findings)
+    notes: tuple[str, ...] = ()
+    if config.yara_enabled and time.monotonic() < walk.deadline:
+        stage = yara_stage(
+            walk.streams.streams,
+            findings,
+            config,
+            walk.deadline,
+            location,
+            walk.top_format,
+            tuple(walk.problems),
+        )
+        findings = _dedupe(list(stage.findings))
+        dropped = walk.streams.limit_message()
+        if dropped:
+            walk.problem(ProblemKind.LIMIT, dropped, location)
+        walk.problems.extend(stage.problems)
+        notes = stage.notes
     problems = tuple(walk.problems)
     relevant = [f.severity for f in findings if not f.allowed]
     severity: Severity | None = max(relevant) if relevant else None
@@ -184,10 +262,11 @@ def scan(
         sha256=hashlib.sha256(data).hexdigest(),
         md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
         format=walk.top_format,
-        verdict=verdict_for(findings, problems),
+        verdict=verdict_for(findings, problems, config.locked_verdict),
         severity=severity,
         findings=findings,
         problems=problems,
+        notes=notes,
         duration_ms=round((time.monotonic() - started) * 1000, 3),
         scanned_parts=walk.parts,
     )

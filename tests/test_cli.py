@@ -101,6 +101,8 @@ def fake_scan(monkeypatch: pytest.MonkeyPatch) -> list[ScanConfig]:
         return fake_report(path, config)
 
     monkeypatch.setattr(cli, "scan_path", scan)
+    # The stand-in lives in this process: scan in-process so that it is used.
+    monkeypatch.setattr(cli, "ISOLATE_BY_DEFAULT", False)
     return seen
 
 
@@ -274,6 +276,7 @@ class TestFormats:
             return fake_report(path, config or ScanConfig())
 
         monkeypatch.setattr(cli, "scan_path", scan)
+        monkeypatch.setattr(cli, "ISOLATE_BY_DEFAULT", False)
         monkeypatch.setattr(sys, "stdout", stream)
         paths = touch(tmp_path, "mal.xlsx", "sap.xlsx", "err.xlsx")
         code = cli.main.main(["scan", "--format", "jsonl", *paths], standalone_mode=False)

@@ -17,6 +17,7 @@ from scanner.model import (
     Location,
     ScanConfig,
 )
+from scanner.streams import DecodedStream
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class PartScan:
     run: Callable[[], Iterable[ScanItem]]
 
 
-ScanItem = Finding | EmbeddedDocument | PartScan
+ScanItem = Finding | EmbeddedDocument | PartScan | DecodedStream
 
 
 class ByteBudget:
@@ -60,6 +61,9 @@ class ScanContext:
     depth: int
     deadline: float
     budget: ByteBudget
+    # Candidate passwords found around this document (see EmbeddedDocument.passwords), to be
+    # tried after ScanConfig.passwords.
+    passwords: tuple[str, ...] = ()
 
     def check_time(self) -> None:
         """Cooperative deadline check; raises ScanTimeout (not catchable as Exception)."""

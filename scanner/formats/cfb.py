@@ -58,6 +58,21 @@ def open_cfb(data: bytes) -> olefile.OleFileIO:
         raise MalformedInput(f"damaged compound file: {_describe(error)}") from error
 
 
+def open_cfb_or_none(data: bytes) -> olefile.OleFileIO | None:
+    """Like open_cfb, but None for bytes a strict reader cannot open.
+
+    For readers that only look for optional extras in a storage that another reader (the
+    object and Equation Editor recovery) already reports on when it is damaged: the damage
+    must be reported once, not once per reader.
+    """
+    if not is_cfb(data):
+        return None
+    try:
+        return olefile.OleFileIO(io.BytesIO(data))
+    except _OLEFILE_ERRORS:
+        return None
+
+
 def stream_names(ole: olefile.OleFileIO) -> list[str]:
     """Every stream of the compound file as a '/'-joined path, in directory order."""
     try:

@@ -24,7 +24,7 @@ import struct
 from collections.abc import Iterator
 
 from scanner.formats.base import ScanContext
-from scanner.formats.cfb import has_stream, is_cfb, open_cfb, read_stream, stream_names
+from scanner.formats.cfb import has_stream, is_cfb, open_cfb_or_none, read_stream, stream_names
 from scanner.model import EmbeddedDocument, Location
 
 OLE10_NATIVE = "\x01Ole10Native"
@@ -93,7 +93,9 @@ def _from_storage(
     data: bytes, location: Location, ctx: ScanContext, whole_is_document: bool, prefix: str = ""
 ) -> Iterator[EmbeddedDocument]:
     limit = ctx.config.limits.max_part_bytes
-    ole = open_cfb(data)
+    ole = open_cfb_or_none(data)
+    if ole is None:
+        return
     try:
         names = [n for n in stream_names(ole) if n.startswith(prefix)]
         if whole_is_document and any(has_stream(ole, s) for s in _DOCUMENT_STREAMS):

@@ -7,7 +7,9 @@ package: a .docx renamed .xlsx is still opened by Word through its content types
 from __future__ import annotations
 
 import io
+import lzma
 import zipfile
+import zlib
 from collections.abc import Iterator
 
 from scanner.equation import embedding_scans
@@ -32,6 +34,8 @@ _EXCEL_MAIN = (
     "application/vnd.ms-excel.template.macroenabled.main+xml",
     "application/vnd.ms-excel.addin.macroenabled.main+xml",
 )
+# [MS-XLSB] 2.1.7.61: the workbook part of a binary workbook (.xlsb).
+EXCEL_BINARY_MAIN = ("application/vnd.ms-excel.sheet.binary.macroenabled.main",)
 _CONTENT_TYPES_CAP = 1024 * 1024
 
 
@@ -50,8 +54,17 @@ def _content_types_text(data: bytes) -> str | None:
         # The name appeared in the bytes but not as a member: inside a stored member (a plain
         # ZIP holding an uncompressed .docx). This ZIP is not itself a package.
         return None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
-        # A damaged directory: still a package by its signature; scan() reports the damage.
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        lzma.LZMAError,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+    ):
+        # A damaged directory or a corrupt deflate stream: still a package by its
+        # signature; scan() reports the damage.
         return ""
 
 
@@ -63,6 +76,8 @@ def package_kind(data: bytes) -> FileFormat | None:
         return FileFormat.DOCX
     if any(t in text for t in _EXCEL_MAIN):
         return FileFormat.XLSX
+    if any(t in text for t in EXCEL_BINARY_MAIN):
+        return FileFormat.XLSB
     return FileFormat.OOXML
 
 

@@ -24,9 +24,11 @@ LibreOffice opens them as soffice.bin, which the runtime KQL rule does not watch
 from __future__ import annotations
 
 import io
+import lzma
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -136,7 +138,16 @@ def _zip_kind(data: bytes) -> FileFormat | None:
                 if found:
                     value = found.group(1) or found.group(2)
                     return _kind_of(value.decode("ascii", "replace"))
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, EOFError, NotImplementedError):
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        lzma.LZMAError,
+        KeyError,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+    ):
         return None
     return None
 

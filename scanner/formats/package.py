@@ -8,6 +8,7 @@ inflating (never trusting the sizes the ZIP directory declares).
 from __future__ import annotations
 
 import io
+import lzma
 import posixpath
 import zipfile
 import zlib
@@ -83,7 +84,14 @@ class Package:
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as error:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            NotImplementedError,  # "zip file version 12.8": a damaged version-needed field
+            OSError,
+            ValueError,
+            EOFError,
+        ) as error:
             raise MalformedInput(f"not a readable ZIP package: {error}") from error
         limit = ctx.config.limits.max_members
         if len(infos) > limit:
@@ -134,6 +142,7 @@ class Package:
         except (
             zipfile.BadZipFile,
             zlib.error,
+            lzma.LZMAError,  # a ZIP member may be LZMA-compressed (APPNOTE method 14)
             EOFError,
             OSError,
             NotImplementedError,

@@ -29,6 +29,7 @@ from scanner.model import (
     HostApplication,
     Location,
 )
+from scanner.streams import field_streams
 
 # Word reads a file as RTF when it starts with "{\rt" (the "f1" is not checked); leading
 # whitespace and a UTF-8 byte-order mark are passed over.
@@ -437,6 +438,7 @@ class RtfFormat:
         story = FieldStory(location=ctx.location, fields=extraction.fields)
         host = ctx.host or HostApplication.WORD
         yield from findings_for_stories((story,), host, ctx.config)
+        yield from field_streams((story,))
         if extraction.truncated:
             # Raised after the findings so that what was read is still reported.
             raise LimitExceeded(_TRUNCATED)

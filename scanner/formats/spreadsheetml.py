@@ -45,6 +45,7 @@ from scanner.model import (
     Location,
     Technique,
 )
+from scanner.streams import DecodedStream, StreamLabel
 
 _FORMULA_TAGS = ("f", "formula", "formula1", "formula2")
 # Rows and cells are listed only for pruning: an ended row frees its cells, and cells give
@@ -549,6 +550,7 @@ def scan_workbook(package: Package, main_part: str, ctx: ScanContext) -> Iterato
 
         def sheet_part(part: str = part) -> Iterator[ScanItem]:
             data = package.read(part)
+            yield DecodedStream(StreamLabel.XML_PART, data, state.location(part))
             if _worth_parsing(data):
                 yield from state.scan_sheet_part(part, data)
 

@@ -475,11 +475,11 @@ def _word_stream_head(data: bytes) -> bytes | None:
         if not has_stream(ole, WORD_STREAM):
             return None
         return read_stream(ole, WORD_STREAM, ScanLimits().max_part_bytes)
-    except LimitExceeded:
-        # Too large to look at cheaply: still Word's, and scan() reports the limit.
+    except (LimitExceeded, MalformedInput):
+        # A WordDocument stream too large or too damaged to read (a size past the end of
+        # the file, a broken chain): still Word's, and scan() reports why. Saying "not
+        # Word" here would let a damaged header pass as an unread, clean compound file.
         return b""
-    except MalformedInput:
-        return None
     finally:
         ole.close()
 

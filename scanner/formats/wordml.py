@@ -26,9 +26,12 @@ from scanner.model import (
     HostApplication,
     Location,
 )
+from scanner.streams import DecodedStream, StreamLabel, field_streams
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 W_STRICT = "{http://purl.oclc.org/ooxml/wordprocessingml/main}"
+# WordprocessingML 2003 (Word 2003 XML): same local names for the field markup.
+W_2003 = "{http://schemas.microsoft.com/office/word/2003/wordml}"
 MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 REL_AF_CHUNK = (
     "http://schemas.openxmlformats.org/officeDocument/2006/relationships/aFChunk",
@@ -57,13 +60,15 @@ def _local(tag: object) -> str:
 
 
 def _is_w(tag: object, name: str) -> bool:
-    return tag == W + name or tag == W_STRICT + name
+    return tag == W + name or tag == W_STRICT + name or tag == W_2003 + name
 
 
 def _w_attr(element: etree._Element, name: str) -> str | None:
     value = element.get(W + name)
     if value is None:
         value = element.get(W_STRICT + name)
+    if value is None:
+        value = element.get(W_2003 + name)
     return value
 
 
@@ -187,7 +192,8 @@ def extract_fields(root: etree._Element, update_on_open: bool = False) -> tuple[
         elif name == "t" and _is_w(element.tag, name):
             builder.text(element.text or "")
         elif name == "fldSimple" and _is_w(element.tag, name):
-            result = "".join(t.text or "" for t in element.iter(W + "t", W_STRICT + "t"))
+            texts = element.iter(W + "t", W_STRICT + "t", W_2003 + "t")
+            result = "".join(t.text or "" for t in texts)
             builder.simple(
                 _w_attr(element, "instr") or "", result, _truthy(_w_attr(element, "dirty"))
             )
@@ -272,7 +278,7 @@ def scan_document(package: Package, main_part: str, ctx: ScanContext) -> Iterato
                 fields = extract_fields(parse_xml(data, name), collected.update_on_open)
                 if fields:
                     collected.stories.append(FieldStory(location, fields))
-            return iter(())
+            return iter((DecodedStream(StreamLabel.XML_PART, data, location),))
 
         return run
 
@@ -281,6 +287,7 @@ def scan_document(package: Package, main_part: str, ctx: ScanContext) -> Iterato
         location = ctx.location.child(name)
         yield PartScan(location, read_story(name, location))
     yield from findings_for_stories(collected.stories, host, ctx.config)
+    yield from field_streams(collected.stories)
     for source in parts:
         yield PartScan(ctx.location.child(source), _alt_chunks(package, source, ctx, host))
 

@@ -128,6 +128,7 @@ def finding_to_dict(finding: Finding) -> JsonDict:
         "threat": _threat(),
         "attack_ids": list(finding.attack_ids),
         "cves": list(finding.cves),
+        "rules": list(finding.rules),
     }
 
 

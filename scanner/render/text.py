@@ -92,6 +92,8 @@ def _finding(text: Text, number: int, count: int, finding: Finding) -> None:
         gap = kql.gap.removeprefix("the runtime rule ") or "would stay silent"
         _line(text, _INDENT, "Runtime rule", gap + " (coverage gap)", "bold yellow")
     _line(text, _INDENT, "Why it matters", finding.explanation)
+    if finding.rules:
+        _line(text, _INDENT, "YARA rules", ", ".join(finding.rules))
 
 
 def _problem(text: Text, label: str, problem: Problem) -> None:
