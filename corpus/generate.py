@@ -25,6 +25,7 @@ import io
 import itertools
 import json
 import re
+import struct
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -62,7 +63,9 @@ GROUPS = (
     "doc",
     "encrypted",
     "equation",
+    "embedded",
     "excel",
+    "html",
     "mail",
     "odf",
     "rtf",
@@ -2774,6 +2777,174 @@ def xls_samples() -> list[Sample]:
     return [Sample(f"xls/{name}", data, d, t, e) for name, data, d, t, e in items]
 
 
+def packager_native(name: str, payload: bytes) -> bytes:
+    """Packager (OLE 1.0 class "Package") native data carrying one file."""
+    label = name.encode() + b"\x00"
+    source = b"C:\\Users\\Public\\" + label
+    temporary = b"C:\\Temp\\" + label
+    return (
+        struct.pack("<H", 2)
+        + label
+        + source
+        + struct.pack("<II", 0x00030000, len(temporary))
+        + temporary
+        + struct.pack("<I", len(payload))
+        + payload
+    )
+
+
+def ole1_embedded(class_name: str, native: bytes) -> bytes:
+    """An OLE 1.0 embedded object ([MS-OLEDS] 2.2.4) as RTF \\objdata carries it."""
+
+    def ansi(text: str) -> bytes:
+        raw = text.encode() + b"\x00"
+        return struct.pack("<I", len(raw)) + raw
+
+    head = struct.pack("<II", 0x00000501, 2) + ansi(class_name) + ansi("") + ansi("")
+    return head + struct.pack("<I", len(native)) + native
+
+
+def rtf_object(objdata: bytes, objclass: str) -> bytes:
+    hexed = objdata.hex()
+    rows = "\n".join(hexed[i : i + 128] for i in range(0, len(hexed), 128))
+    return rtf(
+        r"{\pard Please double-click the attachment below.\par}"
+        r"{\object\objemb\objw1500\objh900{\*\objclass " + objclass + "}"
+        r"{\*\objdata " + "\n" + rows + "\n}}"
+    )
+
+
+def embedded_samples() -> list[Sample]:
+    """Documents carried inside embedded OLE objects, each a document of its own."""
+    dde_docx = word_package(lure() + para(field(instr(CMD_FIELD), result="")))
+    dde_xlsx = workbook_package([sheet_xml([[formula_cell("A1", "cmd|'/c calc.exe'!A0")]])])
+    clean_xlsx = workbook_package([sheet_xml([[formula_cell("A1", "SUM(1,2)")]])])
+    ole_native = write_cfb(
+        {"\x01Ole10Native": struct.pack("<I", 0) + packager_native("invoice.docx", dde_docx)}
+    )
+    pool = docwriter.word_streams(docwriter.Stories("See the attached invoice.\r"))
+    pool["ObjectPool/_1105/\x01Ole10Native"] = struct.pack("<I", 0) + packager_native(
+        "invoice.docx", dde_docx
+    )
+    embed_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    inner_excel = excel_hit(location="Microsoft_Excel_Worksheet.xlsx > xl/worksheets/sheet1.xml")
+    items = [
+        (
+            "rtf-package-docx.rtf",
+            rtf_object(
+                ole1_embedded("Package", packager_native("invoice.docx", dde_docx)), "Package"
+            ),
+            "An RTF whose OLE 1.0 Package object carries a .docx with a DDEAUTO field: opening "
+            "the attachment starts Word on the inner document.",
+            "document inside an RTF Package object",
+            one(word_hit(part="invoice.docx > word/document.xml")),
+        ),
+        (
+            "rtf-word-object-docx.rtf",
+            rtf_object(
+                ole1_embedded("Word.Document.12", write_cfb({"Package": dde_docx})),
+                "Word.Document.12",
+            ),
+            "An RTF embedding a Word.Document.12 object: an OLE 2.0 storage whose Package "
+            "stream is a .docx with a DDEAUTO field.",
+            "OOXML package inside an OLE 2.0 storage inside RTF",
+            one(word_hit(part="Package > word/document.xml")),
+        ),
+        (
+            "docx-embedding-xlsx.docx",
+            word_package(
+                lure(),
+                parts=[
+                    Part("word/embeddings/Microsoft_Excel_Worksheet.xlsx", embed_type, dde_xlsx)
+                ],
+            ),
+            "A .docx embedding a workbook (word/embeddings) whose cell holds a DDE formula.",
+            "OOXML embedding scanned as a workbook",
+            one(inner_excel),
+        ),
+        (
+            "docx-ole10native-docx.docx",
+            word_package(
+                lure(),
+                parts=[Part("word/embeddings/oleObject1.bin", CT_OLE_OBJECT, ole_native)],
+            ),
+            "A .docx whose oleObject1.bin holds an Ole10Native packaged .docx with DDEAUTO.",
+            "packaged file inside an OOXML OLE object",
+            one(word_hit(part="oleObject1.bin > invoice.docx > word/document.xml")),
+        ),
+        (
+            "doc-objectpool-docx.doc",
+            write_cfb(pool),
+            "A Word 97-2003 document whose ObjectPool storage holds a packaged .docx with "
+            "DDEAUTO; the host document's own text is clean.",
+            ".doc ObjectPool packaged document",
+            one(word_hit(part="ObjectPool/_1105/invoice.docx > word/document.xml")),
+        ),
+        (
+            "docx-embedding-clean-xlsx.docx",
+            word_package(
+                lure(),
+                parts=[
+                    Part("word/embeddings/Microsoft_Excel_Worksheet.xlsx", embed_type, clean_xlsx)
+                ],
+            ),
+            "Clean look-alike: a .docx embedding an ordinary workbook (SUM formula).",
+            "clean embedded workbook",
+            CLEAN,
+        ),
+    ]
+    return [
+        Sample(f"embedded/{name}", data, description, tested, expect)
+        for name, data, description, tested, expect in items
+    ]
+
+
+WORD_WEB_PAGE = (
+    "<html xmlns:o='urn:schemas-microsoft-com:office:office' "
+    "xmlns:w='urn:schemas-microsoft-com:office:word'><head>"
+    "<meta http-equiv=Content-Type content='text/html; charset=windows-1252'>"
+    "<meta name=ProgId content=Word.Document></head><body lang=EN-US>"
+    "<p class=MsoNormal>Invoice 2017-1142: please update the fields.</p>"
+    "<p class=MsoNormal>{field}</p></body></html>"
+)
+
+
+def word_html_field(instruction: str, result: str) -> str:
+    return (
+        "<!--[if supportFields]><span style='mso-element:field-begin'></span>"
+        f"{escape(instruction)}<span style='mso-element:field-separator'></span>"
+        f"<![endif]--><span>{escape(result)}</span><!--[if supportFields]>"
+        "<span style='mso-element:field-end'></span><![endif]-->"
+    )
+
+
+def html_samples() -> list[Sample]:
+    """HTML that Word opens (a web page saved with a .doc name), with Word field markup."""
+    dde = WORD_WEB_PAGE.replace("{field}", word_html_field(CMD_FIELD, "Loading..."))
+    clean = WORD_WEB_PAGE.replace(
+        "{field}",
+        "Attackers write DDEAUTO c:\\windows\\system32\\cmd.exe in a field; "
+        + word_html_field(' HYPERLINK "http://example.invalid/" ', "see here"),
+    )
+    return [
+        Sample(
+            "html/word-web-page-ddeauto.doc",
+            dde.encode("cp1252"),
+            "A Word web page saved under a .doc name (Word opens it by content) whose "
+            "mso-element field markup holds DDEAUTO cmd.exe.",
+            "Word field markup in HTML",
+            one(word_hit(part="")),
+        ),
+        Sample(
+            "html/word-web-page-clean.doc",
+            clean.encode("cp1252"),
+            "Clean look-alike: the same web page quoting DDEAUTO as text, with a HYPERLINK field.",
+            "clean Word HTML",
+            CLEAN,
+        ),
+    ]
+
+
 def build_samples() -> list[Sample]:
     samples = [
         *word_samples(),
@@ -2790,6 +2961,8 @@ def build_samples() -> list[Sample]:
         *equation_samples(),
         *encrypted_samples(),
         *xls_samples(),
+        *embedded_samples(),
+        *html_samples(),
     ]
     paths = [sample.path for sample in samples]
     if len(set(paths)) != len(paths):
