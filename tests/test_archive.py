@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import hmac
 import io
 import struct
 import time
@@ -10,6 +12,7 @@ import zipfile
 import zlib
 from dataclasses import replace
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from docx_builder import complex_field, document, package
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -139,10 +142,23 @@ def encrypted_zip(name: str, plain: bytes, password: bytes) -> bytes:
     return raw_zip([(name, stored, 8, 0x1, plain, crc, b"")])
 
 
-def aes_zip(name: str, plain: bytes) -> bytes:
-    # WinZip AE-2 (method 99, extra field 0x9901: version 2, "AE", strength 3, real method 8).
-    extra = struct.pack("<HHH2sBH", 0x9901, 7, 2, b"AE", 3, 8)
-    return raw_zip([(name, b"\x00" * 40, 99, 0x1, plain, 0, extra)])
+def aes_zip(name: str, plain: bytes, password: bytes = b"", strength: int = 3) -> bytes:
+    """A WinZip AE-2 member (method 99, extra 0x9901: version 2, "AE", strength, method 8),
+    encrypted with `password` as the WinZip specification describes (salt, verifier, AES-CTR
+    with a little-endian counter from 1, HMAC-SHA1 truncated to 10 bytes)."""
+    key_length = {1: 16, 2: 24, 3: 32}[strength]
+    salt = bytes(range(1, key_length // 2 + 1))
+    derived = hashlib.pbkdf2_hmac("sha1", password, salt, 1000, 2 * key_length + 2)
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    compressed = deflater.compress(plain) + deflater.flush()
+    encryptor = Cipher(algorithms.AES(derived[:key_length]), modes.ECB()).encryptor()
+    blocks = (len(compressed) + 15) // 16
+    stream = encryptor.update(b"".join(n.to_bytes(16, "little") for n in range(1, blocks + 1)))
+    body = bytes(a ^ b for a, b in zip(compressed, stream, strict=False))
+    mac = hmac.new(derived[key_length : 2 * key_length], body, hashlib.sha1).digest()[:10]
+    stored = salt + derived[-2:] + body + mac
+    extra = struct.pack("<HHH2sBH", 0x9901, 7, 2, b"AE", strength, 8)
+    return raw_zip([(name, stored, 99, 0x1, plain, 0, extra)])
 
 
 def config(**limits: int | float) -> ScanConfig:
@@ -333,10 +349,29 @@ def test_non_ascii_password_tried_in_utf8_and_legacy_code_pages() -> None:
     assert commands(report) == [(("de.zip", "a.csv"), *EXCEL_CMD)]
 
 
-def test_aes_member_is_locked() -> None:
-    report = scan_bytes(aes_zip("invoice.docx", b"x" * 10), "aes.zip", ScanConfig(passwords=("a",)))
-    assert problems(report) == [(ProblemKind.LOCKED, ("aes.zip", "invoice.docx"))]
-    assert "AES" in report.problems[0].message
+def test_aes_member_opened_with_a_candidate_password() -> None:
+    for strength in (1, 2, 3):
+        data = aes_zip("orders.csv", CSV_DDE, b"infected", strength)
+        report = scan_bytes(data, "aes.zip", ScanConfig(passwords=("nope", "infected")))
+        assert commands(report) == [(("aes.zip", "orders.csv"), *EXCEL_CMD)]
+        assert report.problems == ()
+
+
+def test_aes_member_without_the_password_is_locked() -> None:
+    data = aes_zip("invoice.csv", CSV_DDE, b"infected")
+    report = scan_bytes(data, "aes.zip", ScanConfig(passwords=("a",)))
+    assert problems(report) == [(ProblemKind.LOCKED, ("aes.zip", "invoice.csv"))]
+    assert "AES-encrypted and none of the 1 candidate passwords" in report.problems[0].message
+    bare = scan_bytes(data, "aes.zip")
+    assert "AES-encrypted and no password" in bare.problems[0].message
+
+
+def test_aes_member_with_a_tampered_mac_is_not_opened() -> None:
+    data = bytearray(aes_zip("invoice.csv", CSV_DDE, b"infected"))
+    mac_end = data.index(b"PK\x01\x02")
+    data[mac_end - 1] ^= 0xFF
+    report = scan_bytes(bytes(data), "aes.zip", ScanConfig(passwords=("infected",)))
+    assert [p.kind for p in report.problems] == [ProblemKind.LOCKED]
 
 
 def test_unknown_compression_method_is_unsupported_for_that_member() -> None:

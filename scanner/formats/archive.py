@@ -8,8 +8,8 @@ is damaged, locked or over a limit costs that member only.
 
 Encrypted ZIP members (traditional PKWARE "ZipCrypto") are tried with the configured
 passwords and with those found around the archive (a "password: infected" line in the mail
-that carries it, ScanContext.passwords). WinZip AES members (method 99) and PKWARE strong
-encryption are reported locked: no decryptor for them is installed.
+that carries it, ScanContext.passwords). WinZip AES members (method 99, scanner.formats.zipaes) are
+tried with the same candidates; PKWARE strong encryption is reported locked.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from functools import partial
 from scanner.errors import EncryptedInput, LimitExceeded, MalformedInput, UnsupportedInput
 from scanner.formats.base import PartScan, ScanContext, ScanItem
 from scanner.formats.package import is_zip
+from scanner.formats.zipaes import aes_parameters, decrypt, raw_member_data
 from scanner.model import Confidence, EmbeddedDocument, FileFormat, Location
 
 _CHUNK = 64 * 1024
@@ -143,9 +144,54 @@ _INFLATE_ERRORS = (
 )
 
 
-def _read_encrypted(archive: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ScanContext) -> bytes:
-    if info.compress_type == _METHOD_AES or info.flag_bits & _FLAG_STRONG_ENCRYPTION:
-        raise EncryptedInput("member is AES-encrypted (locked: ddescan cannot decrypt AES)")
+def _bounded_inflate(stored: bytes, method: int, ctx: ScanContext) -> bytes:
+    """Stored or raw-deflate bytes (APPNOTE 4.4.5 methods 0 and 8) within the limits."""
+    limits = ctx.config.limits
+    cap = min(limits.max_part_bytes, max(len(stored), 1) * limits.max_ratio + _RATIO_SLACK)
+    if method == 0:
+        return stored
+    if method != 8:
+        raise UnsupportedInput(f"AES member compressed with method {method}")
+    inflater = zlib.decompressobj(-15)
+    out = io.BytesIO()
+    pending = stored
+    while pending:
+        ctx.check_time()
+        out.write(inflater.decompress(pending, _CHUNK))
+        pending = inflater.unconsumed_tail
+        if out.tell() > cap:
+            raise LimitExceeded("AES member inflates past the part size or ratio limit")
+    out.write(inflater.flush())
+    if out.tell() > cap:
+        raise LimitExceeded("AES member inflates past the part size or ratio limit")
+    return out.getvalue()
+
+
+def _read_aes(archive_bytes: bytes, info: zipfile.ZipInfo, ctx: ScanContext) -> bytes:
+    parameters = aes_parameters(info)
+    if parameters is None:
+        raise MalformedInput("member uses method 99 (WinZip AES) but has no 0x9901 extra field")
+    raw = raw_member_data(archive_bytes, info)
+    candidates = _candidates(ctx)
+    for password in candidates:
+        ctx.check_time()
+        stored = decrypt(raw, parameters, password)
+        if stored is not None:
+            return _bounded_inflate(stored, parameters.method, ctx)
+    if not candidates:
+        raise EncryptedInput("member is AES-encrypted and no password was given or found")
+    raise EncryptedInput(
+        f"member is AES-encrypted and none of the {len(candidates)} candidate passwords opens it"
+    )
+
+
+def _read_encrypted(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ScanContext, archive_bytes: bytes
+) -> bytes:
+    if info.compress_type == _METHOD_AES:
+        return _read_aes(archive_bytes, info, ctx)
+    if info.flag_bits & _FLAG_STRONG_ENCRYPTION:
+        raise EncryptedInput("member uses PKWARE strong encryption (locked)")
     candidates = _candidates(ctx)
     for password in candidates:
         try:
@@ -164,11 +210,13 @@ def _read_encrypted(archive: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ScanCo
     )
 
 
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ScanContext) -> bytes:
+def read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ScanContext, archive_bytes: bytes = b""
+) -> bytes:
     """Inflate one member within the limits, decrypting it if a candidate password fits."""
     try:
         if info.flag_bits & _FLAG_ENCRYPTED:
-            data = _read_encrypted(archive, info, ctx)
+            data = _read_encrypted(archive, info, ctx, archive_bytes)
         else:
             data = _inflate(archive, info, None, ctx)
     except NotImplementedError as error:
@@ -184,9 +232,13 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ScanContex
 
 
 def _member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, location: Location, ctx: ScanContext
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    location: Location,
+    ctx: ScanContext,
+    archive_bytes: bytes,
 ) -> Iterator[ScanItem]:
-    data = read_member(archive, info, ctx)
+    data = read_member(archive, info, ctx, archive_bytes)
     if data:
         yield EmbeddedDocument(data, location)
 
@@ -203,7 +255,7 @@ def scan_zip(data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
     for info in members[:limit]:
         ctx.check_time()
         location = ctx.location.child(info.filename)
-        yield PartScan(location, partial(_member, archive, info, location, ctx))
+        yield PartScan(location, partial(_member, archive, info, location, ctx, data))
     if len(members) > limit:
         raise LimitExceeded(
             f"archive has {len(members)} members; the {len(members) - limit} past the member "
