@@ -176,10 +176,21 @@ def test_damaged_rtf_body_costs_only_the_body() -> None:
     assert problems(report) == [(ProblemKind.MALFORMED, ("mail.msg", "RTF body"))]
 
 
-def test_ole_object_attachment_is_reported_not_inspected() -> None:
+def test_ole_object_attachment_document_is_repacked_and_scanned() -> None:
     streams = msg_streams_with_ole()
+    storage = "__attach_version1.0_#00000000/__substg1.0_3701000D/"
+    del streams[storage + "WordDocument"]
+    streams[storage + "Package"] = header_docx()
     report = scan_bytes(write_cfb(streams), "mail.msg")
-    assert problems(report) == [(ProblemKind.UNSUPPORTED, ("mail.msg", "Document"))]
+    assert commands(report) == [
+        (("mail.msg", "Document", "Package", "word/header2.xml"), *WORD_CMD)
+    ]
+    assert report.problems == ()
+
+
+def test_ole_object_attachment_with_a_broken_word_document_is_malformed() -> None:
+    report = scan_bytes(write_cfb(msg_streams_with_ole()), "mail.msg")
+    assert problems(report) == [(ProblemKind.MALFORMED, ("mail.msg", "Document"))]
     assert report.findings == ()
 
 

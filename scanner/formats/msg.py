@@ -33,6 +33,8 @@ from scanner.equation import scan_compound_objects
 from scanner.errors import LimitExceeded, MalformedInput, UnsupportedInput
 from scanner.formats.base import PartScan, ScanContext, ScanItem
 from scanner.formats.cfb import is_cfb, open_cfb, read_stream, stream_names
+from scanner.formats.cfbwrite import write_cfb
+from scanner.formats.embedded import embedded_documents
 from scanner.formats.mime import password_candidates, visible_text
 from scanner.formats.rtfcompressed import decompress_rtf
 from scanner.model import Confidence, EmbeddedDocument, FileFormat, HostApplication, Location
@@ -206,14 +208,35 @@ def _message_items(tree: _Tree, message: _Message, ctx: ScanContext) -> Iterator
             location = message.location.child(
                 _name(_string(tree, attachment, _DISPLAY_NAME, ctx)) or fallback
             )
-            # An embedded OLE object (ATTACH_OLE): its storage is searched for Equation
-            # Editor objects with the rest of the file (scan_msg); a document inside it would
-            # need its storage re-packed as a compound file of its own, which is not done.
-            error = UnsupportedInput(
-                "OLE object attachment (ATTACH_OLE): checked for Equation Editor objects only, "
-                "its document content is not inspected"
+            # An embedded OLE object (ATTACH_OLE): its Equation Editor objects are found with
+            # the rest of the file (scan_msg); the document it holds is re-packed as a compound
+            # file of its own and scanned as an embedded object.
+            yield PartScan(location, partial(_ole_attachment, tree, inner, location, ctx))
+
+
+# write_cfb keeps the whole FAT in the header DIFAT: about 7 MB of streams at most.
+_MAX_REPACKED_BYTES = 6 * 1024 * 1024
+
+
+def _ole_attachment(
+    tree: _Tree, storage: tuple[str, ...], location: Location, ctx: ScanContext
+) -> Iterator[ScanItem]:
+    prefix = "/".join(storage) + "/"
+    streams: dict[str, bytes] = {}
+    total = 0
+    for path in stream_names(tree.ole):
+        if not path.startswith(prefix):
+            continue
+        data = _read(tree, path, ctx)
+        total += len(data)
+        if total > _MAX_REPACKED_BYTES:
+            raise LimitExceeded(
+                f"OLE object attachment over {_MAX_REPACKED_BYTES} bytes; its document "
+                "content is not inspected"
             )
-            yield PartScan(location, partial(_fail, error))
+        streams[path[len(prefix) :]] = data
+    if streams:
+        yield from embedded_documents(write_cfb(streams), location, ctx)
 
 
 def _attached_messages(tree: _Tree, message: _Message, ctx: ScanContext) -> list[_Message]:
