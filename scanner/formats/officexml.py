@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import binascii
 import codecs
-import io
 import posixpath
 import re
 from collections.abc import Callable, Collection, Iterator
@@ -32,7 +31,7 @@ from scanner.analysis import dde_finding
 from scanner.errors import LimitExceeded, MalformedInput, UnsupportedInput
 from scanner.fields import findings_for_stories
 from scanner.formats.base import PartScan, ScanContext, ScanItem
-from scanner.formats.package import parse_xml
+from scanner.formats.package import parse_xml, safe_iterparse
 from scanner.formats.wordml import extract_fields
 from scanner.formulas import canonical_reference, findings_for_formula, may_refer_to_dde
 from scanner.model import (
@@ -255,18 +254,7 @@ def iter_end_elements(
     safety as package.parse_xml: no entity expansion, no network, no DTD (refused).
     """
     _refuse_dtd(data, what)
-    events = etree.iterparse(
-        io.BytesIO(data),
-        events=("end",),
-        tag=list(tags),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=True,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    events = safe_iterparse(data, list(tags))
     count = 0
     try:
         for _event, element in events:

@@ -12,6 +12,7 @@ import lzma
 import posixpath
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -46,6 +47,24 @@ def _safe_parser() -> etree.XMLParser:
 
 
 _PARSER = _safe_parser()
+
+
+def safe_iterparse(data: bytes, tags: Sequence[str]) -> etree.iterparse[tuple[str, etree._Element]]:
+    """Streaming parse of the elements named `tags`, with the settings of parse_xml (no
+    entity expansion, no network, no DTD loading). The caller refuses a DOCTYPE when it
+    sees the first element (docinfo.doctype), as parse_xml does."""
+    return etree.iterparse(
+        io.BytesIO(data),
+        events=("end",),
+        tag=list(tags),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
 
 
 def parse_xml(data: bytes, what: str) -> etree._Element:

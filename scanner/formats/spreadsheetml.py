@@ -17,7 +17,6 @@ no formula element or no character a DDE formula needs is skipped without parsin
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
@@ -29,7 +28,7 @@ from lxml import etree
 from scanner.analysis import dde_finding
 from scanner.errors import MalformedInput, ScanError
 from scanner.formats.base import PartScan, ScanContext, ScanItem
-from scanner.formats.package import Package, Relationship
+from scanner.formats.package import Package, Relationship, safe_iterparse
 from scanner.formulas import (
     canonical_reference,
     external_link_references,
@@ -149,18 +148,7 @@ def _iter_xml(
     Same safety as package.parse_xml: no entity expansion, no network, no DTD (refused).
     """
     _refuse_dtd(data, what)
-    events = etree.iterparse(
-        io.BytesIO(data),
-        events=("end",),
-        tag=[f"{{*}}{tag}" for tag in tags],
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=True,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    events = safe_iterparse(data, [f"{{*}}{tag}" for tag in tags])
     count = 0
     try:
         for _event, element in events:
