@@ -139,6 +139,28 @@ def set_clsid(cfb: bytes, entry: str, clsid: str) -> bytes:
     raise ValueError(f"no directory entry {entry!r}")
 
 
+def equation_streams(
+    mtef: bytes,
+    *,
+    clsid: str = CLSID_EQUATION3,
+    progid: str = "Equation.3",
+    user_type: str = "Microsoft Equation 3.0",
+    stream: str = "Equation Native",
+    prefix: str = "",
+) -> dict[str, bytes]:
+    """The streams of one equation object's storage, named `prefix` + stream name: a
+    storage of their own, or one inside a host file (a .doc's ObjectPool/_NNN/, an .xls's
+    MBDxxxxxxxx/)."""
+    native = equation_native(mtef)
+    if stream == "\x01Ole10Native":
+        native = struct.pack("<I", len(native)) + native
+    return {
+        prefix + "\x01CompObj": compobj(clsid, user_type, progid),
+        prefix + "\x01Ole": OLE_STREAM,
+        prefix + stream: native,
+    }
+
+
 def equation_storage(
     mtef: bytes,
     *,
@@ -148,14 +170,9 @@ def equation_storage(
     stream: str = "Equation Native",
 ) -> bytes:
     """The OLE2 storage of one equation object (what word/embeddings/oleObject1.bin holds)."""
-    native = equation_native(mtef)
-    if stream == "\x01Ole10Native":
-        native = struct.pack("<I", len(native)) + native
-    streams: Mapping[str, bytes] = {
-        "\x01CompObj": compobj(clsid, user_type, progid),
-        "\x01Ole": OLE_STREAM,
-        stream: native,
-    }
+    streams: Mapping[str, bytes] = equation_streams(
+        mtef, clsid=clsid, progid=progid, user_type=user_type, stream=stream
+    )
     return set_clsid(write_cfb(streams), "Root Entry", clsid)
 
 

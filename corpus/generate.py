@@ -1544,6 +1544,25 @@ def clean_samples() -> list[Sample]:
             "RTF whose body text discusses DDE and which holds one HYPERLINK field.",
             "DDE text in RTF body, non-DDE field",
         ),
+        (
+            "ordinary-sylk.slk",
+            lines(
+                "ID;PWXL;N;E",
+                "P;PGeneral",
+                "C;Y1;X1;K1142",
+                "C;Y2;X1;K17.5",
+                "C;Y3;X1;K1159.5;ESUM(R1C1:R2C1)",
+                f'C;Y1;X2;K"Training: never paste {DDE_FORMULA} into a cell"',
+                f'C;Y2;X2;K"={DDE_FORMULA}"',
+                f'C;Y3;X2;K"Remote references;;E.g. {DDE_FORMULA}"',
+                "E",
+            ).encode("ascii"),
+            "SYLK with numbers, an ordinary formula (;ESUM(R1C1:R2C1)) and text constants "
+            "(;K\"...\") that quote cmd|'/c calc.exe'!A0: as prose, as a string that starts "
+            "with '=', and after an escaped semicolon (;; stands for ';', so ';;E.g. ...' stays "
+            "inside the string and is no ;E expression field). Only ;E fields are formulas.",
+            "SYLK text values and escaped semicolons (must stay clean)",
+        ),
     ]
     return [Sample(f"clean/{name}", data, d, t, CLEAN) for name, data, d, t in items]
 
@@ -1879,6 +1898,15 @@ def xml_samples() -> list[Sample]:
             "SpreadsheetML 2003 look-alike (must stay clean)",
             CLEAN,
         ),
+        (
+            "ordinary-flatopc.xml",
+            flat_opc_word(clean_body),
+            "Clean Word XML Document (Flat OPC, pkg:package): DDEAUTO quoted as prose, a PAGE "
+            "field whose cached result reads DDEAUTO, HYPERLINK (to http://example.invalid/) "
+            "and NUMPAGES fields in /word/document.xml.",
+            "Flat OPC look-alike (must stay clean)",
+            CLEAN,
+        ),
     ]
     return [Sample(f"xml/{name}", data, d, t, e) for name, data, d, t, e in items]
 
@@ -2178,6 +2206,41 @@ def _omml_docx() -> bytes:
     )
 
 
+OBJECT_POOL_STORAGE = "_1234567890"
+MBD_STORAGE = "MBD0001A2B3"
+
+
+def _doc_with_object(mtef: bytes) -> bytes:
+    """A Word 97-2003 document whose ObjectPool/_NNN storage holds an Equation.3 object, as
+    Word stores an embedded object: the storage (CLSID set) holds the object's own streams,
+    and the text holds an EMBED field whose result is the object anchor (0x01)."""
+    text = (
+        "Quarterly figures: see the formula below.\r"
+        + docwriter.field(" EMBED Equation.3 ", "\x01")
+        + "\r"
+    )
+    streams = docwriter.word_streams(docwriter.Stories(text))
+    streams.update(
+        equationwriter.equation_streams(mtef, prefix=f"ObjectPool/{OBJECT_POOL_STORAGE}/")
+    )
+    return equationwriter.set_clsid(
+        write_cfb(streams), OBJECT_POOL_STORAGE, equationwriter.CLSID_EQUATION3
+    )
+
+
+def _xls_with_object(mtef: bytes) -> bytes:
+    """An Excel 97-2003 workbook whose MBDxxxxxxxx storage (where Excel keeps an embedded
+    OLE object) holds an Equation.3 object."""
+    xw = xlswriter
+    stream = xw.workbook_stream(
+        [xw.Sheet("Sheet1", [xw.number(0, 0, 1142.0), xw.number(1, 0, 17.5)])]
+    )
+    storages = equationwriter.equation_streams(mtef, prefix=f"{MBD_STORAGE}/")
+    return equationwriter.set_clsid(
+        xw.xls_file(stream, storages=storages), MBD_STORAGE, equationwriter.CLSID_EQUATION3
+    )
+
+
 def equation_samples() -> list[Sample]:
     """Equation Editor 3.0 objects (corpus/equationwriter.py): the record shapes of
     CVE-2017-11882, CVE-2018-0802 and CVE-2018-0798 with a harmless command, every RTF
@@ -2360,6 +2423,36 @@ def equation_samples() -> list[Sample]:
             "exploit claim.",
             "benign Equation 3.0 object in OOXML",
             Expect("suspicious", (equation_hit("word/embeddings", None),), 1),
+        ),
+        (
+            "cve-2017-11882-objectpool.doc",
+            _doc_with_object(exploit),
+            f"Word 97-2003 document whose ObjectPool/{OBJECT_POOL_STORAGE} storage (CLSID "
+            "0002CE02-...) holds an Equation.3 object with the CVE-2017-11882 FONT shape "
+            "('cmd.exe /c calc.exe'); the text holds only an EMBED Equation.3 field.",
+            ".doc ObjectPool Equation object",
+            one(equation_hit(f"ObjectPool/{OBJECT_POOL_STORAGE}/Equation Native")),
+        ),
+        (
+            "cve-2017-11882-mbd.xls",
+            _xls_with_object(exploit),
+            f"Excel 97-2003 workbook whose {MBD_STORAGE} storage (CLSID 0002CE02-...) holds "
+            "an Equation.3 object with the CVE-2017-11882 FONT shape; the sheet holds only "
+            "numbers.",
+            ".xls MBD storage Equation object",
+            one(equation_hit(f"{MBD_STORAGE}/Equation Native")),
+        ),
+        (
+            "benign-equation3-objectpool.doc",
+            _doc_with_object(ew.benign_mtef()),
+            f"A well-formed Equation Editor 3.0 object in the ObjectPool/{OBJECT_POOL_STORAGE} "
+            "storage of a .doc: low severity, no exploit claim.",
+            "benign Equation 3.0 object in a .doc ObjectPool",
+            Expect(
+                "suspicious",
+                (equation_hit(f"ObjectPool/{OBJECT_POOL_STORAGE}/Equation Native", None),),
+                1,
+            ),
         ),
         (
             "mathtype-equation.rtf",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cfbwriter import write_cfb
@@ -215,8 +215,12 @@ def workbook_stream(
     return head + b"".join(entries) + tail + b"".join(bodies)
 
 
-def xls_file(stream: bytes, stream_name: str = "Workbook") -> bytes:
-    return write_cfb({stream_name: stream})
+def xls_file(
+    stream: bytes, stream_name: str = "Workbook", storages: Mapping[str, bytes] | None = None
+) -> bytes:
+    """The workbook stream in a compound file, with `storages` (path -> bytes) beside it:
+    the MBDxxxxxxxx/... storages in which Excel keeps embedded OLE objects."""
+    return write_cfb({stream_name: stream, **(storages or {})})
 
 
 def dde_workbook(
