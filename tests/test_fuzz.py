@@ -12,7 +12,10 @@ pool, so a hang or crash in C code fails the test instead of hanging CI.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fuzz_targets import FUZZ_CONFIG, HARNESSES, OPS, Harness, mutate
@@ -65,3 +68,11 @@ def test_mutations_meet_the_property(harness: Harness, pool: IsolatedScanner) ->
         harness.run(mutate(seeds[seed], steps, seeds), pool)
 
     one()
+
+
+def test_long_run_tool_knows_every_harness() -> None:
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fuzz.py"
+    listed = subprocess.run(
+        [sys.executable, str(tool), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listed == [harness.name for harness in HARNESSES]

@@ -200,13 +200,20 @@ def _run_harness(
             "--seed",
             str(seed),
         ]
+        # atheris prints the Python exception on stdout, libFuzzer its figures on stderr.
         result = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", check=False, cwd=REPO
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+            cwd=REPO,
         )
-        runs += _runs(result.stderr)
+        runs += _runs(result.stdout)
         found = sorted(set(artifacts.iterdir()) - before)
         for crash in found:
-            crashes[crash] = _reason(result.stderr)
+            crashes[crash] = _reason(result.stdout)
         if engine == "random" or not found or result.returncode == 0:
             break
         seed += 1

@@ -15,6 +15,7 @@ tried with the same candidates; PKWARE strong encryption is reported locked.
 from __future__ import annotations
 
 import io
+import lzma
 import struct
 import zipfile
 import zlib
@@ -141,6 +142,7 @@ _INFLATE_ERRORS = (
     ValueError,
     struct.error,
     LookupError,
+    lzma.LZMAError,
 )
 
 

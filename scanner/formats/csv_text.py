@@ -322,9 +322,12 @@ def _scan_sylk(text: str, cells: _Cells, ctx: ScanContext) -> Iterator[ScanItem]
         name = ""
         for field in fields[1:]:
             code, value = field[:1], field[1:]
-            if kind in ("C", "F") and code == "X" and value.isdigit():
+            # isdigit() alone also accepts digits int() refuses (superscript two, "²"); a
+            # row or column number has at most 7 digits, and int() refuses past 4300.
+            number_value = value.isascii() and value.isdigit() and len(value) <= 9
+            if kind in ("C", "F") and code == "X" and number_value:
                 column = int(value)
-            elif kind in ("C", "F") and code == "Y" and value.isdigit():
+            elif kind in ("C", "F") and code == "Y" and number_value:
                 row = int(value)
             elif kind in ("C", "NN") and code == "E":
                 expression = value

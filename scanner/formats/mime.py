@@ -32,7 +32,7 @@ from email.parser import BytesHeaderParser
 from functools import partial
 
 from scanner.errors import LimitExceeded, MalformedInput
-from scanner.formats.base import PartScan, ScanContext, ScanItem
+from scanner.formats.base import PartScan, ScanContext, ScanItem, raising
 from scanner.formats.rtfcompressed import decompress_rtf
 from scanner.model import Confidence, EmbeddedDocument, FileFormat, HostApplication, Location
 
@@ -174,7 +174,12 @@ def _parse_headers(block: bytes, default_type: str) -> _Headers:
     encoded_boundary = None
     if boundary:
         encoded_boundary = boundary.strip().encode("utf-8", "surrogateescape")[:_MAX_BOUNDARY]
-    filename = small.get_filename() or ""
+    try:
+        filename = small.get_filename() or ""
+    except (LookupError, ValueError, UnicodeError, email.errors.HeaderParseError):
+        # An RFC 2231 charset the codec machinery refuses (unknown, or holding a NUL):
+        # the stdlib raises instead of falling back; the part is still scanned, unnamed.
+        filename = ""
     transfer = str(parsed.get("content-transfer-encoding", "")).strip().lower()
     return _Headers(
         content_type=small.get_content_type(),
@@ -278,7 +283,7 @@ def decode_transfer(data: bytes, encoding: str) -> bytes:
 def _text(data: bytes, charset: str) -> str:
     try:
         return data.decode(charset or "utf-8", "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # unknown charset, or a name bytes.decode refuses
         return data.decode("cp1252", "replace")
 
 
@@ -426,18 +431,13 @@ def _leaf(
     yield EmbeddedDocument(data, location, host, passwords)
 
 
-def _raise(error: LimitExceeded | MalformedInput) -> Iterator[ScanItem]:
-    raise error
-    yield  # pragma: no cover
-
-
 def scan_message(data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
     """Every part of one RFC 5322 message, as embedded documents, one PartScan each."""
     message = _Message(data, ctx)
     passwords = message.passwords()
     is_mail = message.root.headers.is_mail
     for name, error in message.problems:
-        yield PartScan(ctx.location.child(name), partial(_raise, error))
+        yield PartScan(ctx.location.child(name), partial(raising, error))
     for part in message.leaves:
         ctx.check_time()
         location = ctx.location.child(_part_name(part))
