@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from scanner.errors import LimitExceeded, ScanTimeout
+from scanner.errors import LimitExceeded, ScanError, ScanTimeout
 from scanner.model import (
     Confidence,
     EmbeddedDocument,
@@ -34,6 +34,13 @@ class PartScan:
 
 
 ScanItem = Finding | EmbeddedDocument | PartScan | DecodedStream
+
+
+def raising(error: ScanError) -> Iterator[ScanItem]:
+    """A PartScan's run for a part already known to be damaged: it raises `error` when the
+    walker runs it, so the problem is recorded at the part's location."""
+    raise error
+    yield  # pragma: no cover
 
 
 class ByteBudget:

@@ -34,14 +34,13 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from scanner.analysis import dde_finding
-from scanner.equation import OBJECT_POOL_TRIGGER, ObjectContext, scan_object_bytes
 from scanner.errors import EncryptedInput, LimitExceeded, MalformedInput, UnsupportedInput
 from scanner.formats.base import PartScan, ScanContext, ScanItem
 from scanner.formats.cfb import has_stream, is_cfb, open_cfb, read_stream
-from scanner.formats.embedded import object_pool_documents
+from scanner.formats.objectpool import object_pool_scans
 from scanner.formulas import canonical_reference, findings_for_formula
 from scanner.model import (
     Confidence,
@@ -638,6 +637,24 @@ def worth_decompiling(rgce: bytes, has_dde: bool) -> bool:
     return (has_dde and _LINK_TOKENS.search(rgce) is not None) or may_call_initiate(rgce)
 
 
+def findings_for_rgce(
+    rgce: bytes,
+    dialect: PtgDialect,
+    resolver: LinkResolver,
+    has_dde: bool,
+    location: Location,
+    steps: tuple[str, ...],
+    host: HostApplication,
+    config: ScanConfig,
+) -> list[Finding]:
+    """DDE_FORMULA findings for a formula's tokens; none, without decompiling, when they can
+    neither reach a DDE link nor call INITIATE."""
+    if not worth_decompiling(rgce, has_dde):
+        return []
+    decompiled = decompile(rgce, dialect, resolver)
+    return findings_for_decompiled(decompiled, location, steps, host, config)
+
+
 def findings_for_decompiled(
     decompiled: Decompiled,
     location: Location,
@@ -1129,6 +1146,45 @@ def read_globals(
     return Globals(tuple(sheets), books, tuple(xti), names, end)
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_LinkT = TypeVar("_LinkT")
+
+
+def xti_link(
+    xti: Sequence[tuple[int, int, int]], links: Sequence[_LinkT], ixti: int
+) -> tuple[tuple[int, int, int], _LinkT] | None:
+    """The Xti entry `ixti` and the supporting link it points at; None when either is out of
+    range ([MS-XLS] 2.5.344, [MS-XLSB] 2.5.172)."""
+    if not 0 <= ixti < len(xti):
+        return None
+    entry = xti[ixti]
+    if not 0 <= entry[0] < len(links):
+        return None
+    return entry, links[entry[0]]
+
+
+def own_sheets_prefix(sheets: Sequence[_Named], first: int, last: int) -> Resolved:
+    """The prefix of a 3-D reference to this workbook's sheets `first` to `last`."""
+    names = [_sheet_name(sheets, first), _sheet_name(sheets, last)]
+    label = names[0] if first == last else f"{names[0]}:{names[1]}"
+    return Resolved("'" + label.replace("'", "''") + "'!")
+
+
+def _sheet_name(sheets: Sequence[_Named], index: int) -> str:
+    return sheets[index].name if 0 <= index < len(sheets) else f"#{index}"
+
+
+def defined_name_text(names: Sequence[DefinedName], index: int) -> str:
+    """How the 1-based defined name `index` reads in a formula."""
+    if 1 <= index <= len(names):
+        return names[index - 1].name or f"#NAME{index}"
+    return f"#NAME{index}"
+
+
 class BiffLinks:
     """LinkResolver over a BIFF8 workbook's SupBooks, XTIs and defined names."""
 
@@ -1136,12 +1192,7 @@ class BiffLinks:
         self.book = book
 
     def _link(self, ixti: int) -> tuple[tuple[int, int, int], SupBook] | None:
-        if not 0 <= ixti < len(self.book.xti):
-            return None
-        entry = self.book.xti[ixti]
-        if not 0 <= entry[0] < len(self.book.links):
-            return None
-        return entry, self.book.links[entry[0]]
+        return xti_link(self.book.xti, self.book.links, ixti)
 
     def _dde_steps(self, token: str, ixti: int, link: SupBook) -> list[str]:
         steps = [
@@ -1187,27 +1238,19 @@ class BiffLinks:
         if link.kind is LinkKind.SAME_SHEET:
             return Resolved("!")
         if link.kind is LinkKind.SELF:
-            names = [self._sheet(first), self._sheet(last)]
-            label = names[0] if first == last else f"{names[0]}:{names[1]}"
-            return Resolved("'" + label.replace("'", "''") + "'!")
+            return own_sheets_prefix(self.book.sheets, first, last)
         return Resolved(f"[{link.number}]!")
 
-    def _sheet(self, index: int) -> str:
-        sheets = self.book.sheets
-        return sheets[index].name if 0 <= index < len(sheets) else f"#{index}"
-
     def defined_name(self, index: int) -> str:
-        names = self.book.names
-        if 1 <= index <= len(names):
-            return names[index - 1].name or f"#NAME{index}"
-        return f"#NAME{index}"
+        return defined_name_text(self.book.names, index)
 
 
 def dde_links(book: Globals) -> list[SupBook]:
     return [link for link in book.links if link.kind is LinkKind.DDE and link.service.strip()]
 
 
-def _items_text(names: Sequence[ExternName]) -> str:
+def items_text(names: Sequence[_Named]) -> str:
+    """A DDE link's item names for DdeCall.item: the first MAX_LISTED_ITEMS, and how many more."""
     shown = [show(n.name) for n in names[:MAX_LISTED_ITEMS]]
     more = len(names) - len(shown)
     return ", ".join(shown) + (f" (and {more} more)" if more > 0 else "")
@@ -1220,7 +1263,7 @@ def link_finding(
     call = DdeCall(
         application=link.service,
         topic=link.topic,
-        item=_items_text(link.names),
+        item=items_text(link.names),
         keyword="SupBook",
         automatic=any(name.advise for name in link.names),
     )
@@ -1386,10 +1429,9 @@ def scan_workbook_stream(
     for link in links:
         yield link_finding(link, base.at(f"SupBook [{link.number}]"), host, ctx.config)
     for name in book.names:
-        if not worth_decompiling(name.rgce, bool(links)):
-            continue
-        decompiled = decompile(name.rgce, BIFF8_PTGS, resolver)
-        yield from findings_for_decompiled(decompiled, base.at(name.detail), (), host, ctx.config)
+        yield from findings_for_rgce(
+            name.rgce, BIFF8_PTGS, resolver, bool(links), base.at(name.detail), (), host, ctx.config
+        )
 
     by_offset = {sheet.offset: sheet for sheet in book.sheets}
     starts = _substreams(stream, book.end, damage, ctx.check_time)
@@ -1479,15 +1521,5 @@ class ExcelBinaryFormat:
         ctx.budget.spend(len(stream), stream_name)
         # Embedded objects (MBD storages): Equation Editor objects and documents inside them,
         # each in a part of its own so a damaged workbook stream cannot hide them.
-        yield PartScan(
-            ctx.location,
-            partial(
-                scan_object_bytes,
-                data,
-                ctx,
-                ctx.location,
-                ObjectContext(trigger=OBJECT_POOL_TRIGGER),
-            ),
-        )
-        yield PartScan(ctx.location, partial(object_pool_documents, data, ctx.location, ctx, "MBD"))
+        yield from object_pool_scans(data, ctx, "MBD")
         yield from scan_workbook_stream(stream, ctx, stream_name=stream_name)

@@ -30,8 +30,8 @@ from functools import partial
 import olefile
 
 from scanner.equation import scan_compound_objects
-from scanner.errors import LimitExceeded, MalformedInput, UnsupportedInput
-from scanner.formats.base import PartScan, ScanContext, ScanItem
+from scanner.errors import LimitExceeded, MalformedInput
+from scanner.formats.base import PartScan, ScanContext, ScanItem, raising
 from scanner.formats.cfb import is_cfb, open_cfb, read_stream, stream_names
 from scanner.formats.cfbwrite import write_cfb
 from scanner.formats.embedded import embedded_documents
@@ -157,11 +157,6 @@ def _attachment_data(
         yield EmbeddedDocument(data, location, None, passwords)
 
 
-def _fail(error: LimitExceeded | UnsupportedInput | MalformedInput) -> Iterator[ScanItem]:
-    raise error
-    yield  # pragma: no cover
-
-
 def _passwords(tree: _Tree, message: _Message, subject: str, ctx: ScanContext) -> tuple[str, ...]:
     texts = [subject, _string(tree, message.storage, _BODY, ctx)]
     path = _html(tree, message.storage)
@@ -276,7 +271,7 @@ def scan_msg(data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
         limit = ctx.config.limits.max_depth
         if ctx.depth + message.level > limit:
             error = LimitExceeded(f"nesting depth limit of {limit} reached; not inspected")
-            yield PartScan(message.location, partial(_fail, error))
+            yield PartScan(message.location, partial(raising, error))
             continue
         yield PartScan(message.location, partial(_message_items, tree, message, ctx))
         stack.extend(reversed(_attached_messages(tree, message, ctx)))

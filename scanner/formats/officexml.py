@@ -269,6 +269,19 @@ def iter_end_elements(
         raise MalformedInput(f"{what}: not well-formed XML ({error})") from error
 
 
+def byte_patterns_apply(data: bytes) -> bool:
+    """True when `data` is XML in an ASCII-compatible encoding, so that a byte pattern finds
+    what its text holds; false for UTF-16, UTF-32, EBCDIC... and for what is not XML."""
+    start = data[:4]
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in start:
+        return False
+    head = data[:512].removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not head.startswith(b"<"):
+        return False
+    declared = _DECLARED_ENCODING.match(head)
+    return not (declared and declared.group(1).decode("ascii").lower() not in _ASCII_COMPATIBLE)
+
+
 def may_hold(data: bytes, hint: re.Pattern[bytes]) -> bool:
     """False only when an ASCII-compatible XML document has no match for `hint` anywhere.
 
@@ -276,16 +289,7 @@ def may_hold(data: bytes, hint: re.Pattern[bytes]) -> bool:
     encoding the byte pattern cannot see through (UTF-16, UTF-32, EBCDIC...) are always
     parsed.
     """
-    start = data[:4]
-    if start[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in start:
-        return True
-    head = data[:512].removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    if not head.startswith(b"<"):
-        return True
-    declared = _DECLARED_ENCODING.match(head)
-    if declared and declared.group(1).decode("ascii").lower() not in _ASCII_COMPATIBLE:
-        return True
-    return hint.search(data) is not None
+    return not byte_patterns_apply(data) or hint.search(data) is not None
 
 
 def formula_may_call_dde(text: str) -> bool:

@@ -27,7 +27,8 @@ from lxml import etree
 
 from scanner.analysis import dde_finding
 from scanner.errors import MalformedInput, ScanError
-from scanner.formats.base import PartScan, ScanContext, ScanItem
+from scanner.formats.base import PartScan, ScanContext, ScanItem, raising
+from scanner.formats.officexml import byte_patterns_apply
 from scanner.formats.package import Package, Relationship, safe_iterparse
 from scanner.formulas import (
     canonical_reference,
@@ -65,13 +66,6 @@ _MAX_LISTED_ITEMS = 32
 # reference that could stand for one of those.
 _ELEMENT = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?(?:f|formula[12]?|ddeLink)[\s/>]")
 _HINT = re.compile(rb"[|\[]|&#|(?i:dde|initiate)")
-_DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._\-]+)""")
-_ASCII_COMPATIBLE = frozenset(
-    {"utf-8", "utf8", "us-ascii", "ascii", "latin1", "latin-1"}
-    | {f"iso-8859-{n}" for n in range(1, 17)}
-    | {f"windows-{n}" for n in range(1250, 1259)}
-    | {f"cp{n}" for n in range(1250, 1259)}
-)
 _RID_NAMESPACES = (
     "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
     "http://purl.oclc.org/ooxml/officeDocument/relationships",
@@ -92,14 +86,7 @@ def _rid(element: etree._Element) -> str:
 
 def _worth_parsing(data: bytes) -> bool:
     """False only when the part cannot hold a formula or DDE link that ddescan would report."""
-    start = data[:4]
-    if start[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in start:
-        return True  # UTF-16/32: the byte patterns below do not apply
-    head = data[:512].removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    if not head.startswith(b"<"):
-        return True
-    declared = _DECLARED_ENCODING.match(head)
-    if declared and declared.group(1).decode("ascii").lower() not in _ASCII_COMPATIBLE:
+    if not byte_patterns_apply(data):
         return True
     return _ELEMENT.search(data) is not None and _HINT.search(data) is not None
 
@@ -253,9 +240,12 @@ def _read_workbook(package: Package, main_part: str, ctx: ScanContext) -> _Workb
     names: list[_DefinedName] = []
     for name, text, local_sheet, hidden in raw_names:
         sheet = ""
-        if local_sheet is not None and local_sheet.strip().isdigit():
-            position = int(local_sheet)
-            sheet = sheet_names[position] if position < len(sheet_names) else local_sheet
+        index = (local_sheet or "").strip()
+        # ASCII digits only (isdigit() also accepts "²", which int() refuses), and few of
+        # them (an xsd:unsignedInt; int() refuses more than 4300 digits).
+        if index.isascii() and index.isdigit() and len(index) <= 10:
+            position = int(index)
+            sheet = sheet_names[position] if position < len(sheet_names) else index
         names.append(_DefinedName(name, text, sheet, hidden))
     return _Workbook(tuple(sheets), tuple(links), tuple(names), relationships)
 
@@ -503,11 +493,6 @@ def _sheet_parts(
     return found
 
 
-def _deferred(error: ScanError) -> Iterator[ScanItem]:
-    raise error
-    yield  # pragma: no cover
-
-
 def scan_workbook(package: Package, main_part: str, ctx: ScanContext) -> Iterator[ScanItem]:
     """Formulas, defined names and DDE links of an Excel package, one PartScan per part.
 
@@ -521,7 +506,7 @@ def scan_workbook(package: Package, main_part: str, ctx: ScanContext) -> Iterato
     try:
         state.use_workbook(_read_workbook(package, main_part, ctx))
     except ScanError as error:
-        yield PartScan(state.location(main_part), partial(_deferred, error))
+        yield PartScan(state.location(main_part), partial(raising, error))
     else:
         yield PartScan(state.location(main_part), state.scan_workbook_part)
 
@@ -530,7 +515,7 @@ def scan_workbook(package: Package, main_part: str, ctx: ScanContext) -> Iterato
         try:
             state.links[part.casefold()] = tuple(_read_dde_links(package.read(part), part, ctx))
         except ScanError as error:
-            yield PartScan(state.location(part), partial(_deferred, error))
+            yield PartScan(state.location(part), partial(raising, error))
         else:
             yield PartScan(state.location(part), partial(state.scan_link_part, part))
 

@@ -23,14 +23,12 @@ import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 
-from scanner.equation import OBJECT_POOL_TRIGGER, ObjectContext, scan_object_bytes
 from scanner.errors import LimitExceeded, MalformedInput, UnsupportedInput
 from scanner.fields import findings_for_stories
-from scanner.formats.base import PartScan, ScanContext, ScanItem
+from scanner.formats.base import ScanContext, ScanItem
 from scanner.formats.cfb import has_stream, is_cfb, open_cfb, read_stream
-from scanner.formats.embedded import object_pool_documents
+from scanner.formats.objectpool import object_pool_scans
 from scanner.model import (
     Confidence,
     FieldNode,
@@ -503,19 +501,7 @@ class WordBinaryFormat:
     def scan(self, data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
         # Embedded objects (ObjectPool storages) first, in a part of their own: an Equation
         # Editor object must be found even when the text stream is too damaged to read.
-        yield PartScan(
-            ctx.location,
-            partial(
-                scan_object_bytes,
-                data,
-                ctx,
-                ctx.location,
-                ObjectContext(trigger=OBJECT_POOL_TRIGGER),
-            ),
-        )
-        yield PartScan(
-            ctx.location, partial(object_pool_documents, data, ctx.location, ctx, "ObjectPool/")
-        )
+        yield from object_pool_scans(data, ctx, "ObjectPool/")
         limit = ctx.config.limits.max_part_bytes
         ole = open_cfb(data)
         try:

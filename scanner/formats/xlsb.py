@@ -25,22 +25,24 @@ from functools import partial
 
 from scanner.analysis import dde_finding
 from scanner.errors import MalformedInput, ScanError, UnsupportedInput
-from scanner.formats.base import PartScan, ScanContext, ScanItem
+from scanner.formats.base import PartScan, ScanContext, ScanItem, raising
 from scanner.formats.biff import (
+    MAX_LISTED_ITEMS,
     XLSB_PTGS,
     DdeTarget,
-    Decompiled,
+    DefinedName,
     Resolved,
     SheetKind,
     SheetState,
     cell_name,
-    decompile,
-    findings_for_decompiled,
-    name_detail,
+    defined_name_text,
+    findings_for_rgce,
+    items_text,
+    own_sheets_prefix,
     sheet_label,
     sheet_steps,
     show,
-    worth_decompiling,
+    xti_link,
 )
 from scanner.formats.ooxml import EXCEL_BINARY_MAIN, package_kind
 from scanner.formats.package import Package
@@ -95,7 +97,6 @@ SHEET_CONTENT_TYPES = {
     "application/vnd.ms-excel.dialogsheet": SheetKind.DIALOG_SHEET,
 }
 MACRO_SHEET_RELATIONSHIPS = ("/xlmacrosheet", "/xlintlmacrosheet")
-MAX_LISTED_ITEMS = 32
 _CHECK_EVERY = 4096
 _FORMULA_CELLS = (BRT_FMLA_STRING, BRT_FMLA_NUM, BRT_FMLA_BOOL, BRT_FMLA_ERROR)
 _RANGE_FORMULAS = (BRT_SHR_FMLA, BRT_ARR_FMLA)
@@ -223,23 +224,11 @@ class _Link:
 
 
 @dataclass(frozen=True)
-class _Name:
-    name: str
-    rgce: bytes
-    hidden: bool
-    sheet: str
-
-    @property
-    def detail(self) -> str:
-        return name_detail(self.name, self.sheet, self.hidden)
-
-
-@dataclass(frozen=True)
 class _Workbook:
     sheets: tuple[_Sheet, ...]
     links: tuple[_Link, ...]
     xti: tuple[tuple[int, int, int], ...]
-    names: tuple[_Name, ...]
+    names: tuple[DefinedName, ...]
 
 
 @dataclass(frozen=True)
@@ -339,7 +328,7 @@ def _read_workbook(
     except MalformedInput as error:
         errors.append(error)
     names = tuple(
-        _Name(
+        DefinedName(
             name,
             rgce,
             hidden,
@@ -395,12 +384,7 @@ class _XlsbLinks:
         self.external = external
 
     def _link(self, ixti: int) -> tuple[tuple[int, int, int], _Link] | None:
-        if not 0 <= ixti < len(self.book.xti):
-            return None
-        entry = self.book.xti[ixti]
-        if not 0 <= entry[0] < len(self.book.links):
-            return None
-        return entry, self.book.links[entry[0]]
+        return xti_link(self.book.xti, self.book.links, ixti)
 
     def _steps(self, token: str, ixti: int, link: _Link, external: _ExternalLink) -> list[str]:
         return [
@@ -453,25 +437,11 @@ class _XlsbLinks:
         if link.kind is _LinkRecord.SAME_SHEET:
             return Resolved("!")
         if link.kind is _LinkRecord.SELF:
-            names = [self._sheet(first), self._sheet(last)]
-            label = names[0] if first == last else f"{names[0]}:{names[1]}"
-            return Resolved("'" + label.replace("'", "''") + "'!")
+            return own_sheets_prefix(self.book.sheets, first, last)
         return Resolved("#REF!")
 
-    def _sheet(self, index: int) -> str:
-        sheets = self.book.sheets
-        return sheets[index].name if 0 <= index < len(sheets) else f"#{index}"
-
     def defined_name(self, index: int) -> str:
-        names = self.book.names
-        if 1 <= index <= len(names):
-            return names[index - 1].name or f"#NAME{index}"
-        return f"#NAME{index}"
-
-
-def _deferred(error: ScanError) -> Iterator[ScanItem]:
-    raise error
-    yield  # pragma: no cover
+        return defined_name_text(self.book.names, index)
 
 
 class _Scan:
@@ -497,10 +467,16 @@ class _Scan:
     def formula_findings(
         self, rgce: bytes, location: Location, steps: tuple[str, ...]
     ) -> list[Finding]:
-        if not worth_decompiling(rgce, self.has_dde):
-            return []
-        decompiled: Decompiled = decompile(rgce, XLSB_PTGS, self.resolver)
-        return findings_for_decompiled(decompiled, location, steps, self.host, self.ctx.config)
+        return findings_for_rgce(
+            rgce,
+            XLSB_PTGS,
+            self.resolver,
+            self.has_dde,
+            location,
+            steps,
+            self.host,
+            self.ctx.config,
+        )
 
     def scan_names(self, damage: ScanError | None) -> Iterator[ScanItem]:
         location = self.location(self.main_part)
@@ -513,12 +489,7 @@ class _Scan:
         call = DdeCall(
             application=link.service,
             topic=link.topic,
-            item=", ".join(show(item.name) for item in link.items[:MAX_LISTED_ITEMS])
-            + (
-                f" (and {len(link.items) - MAX_LISTED_ITEMS} more)"
-                if len(link.items) > MAX_LISTED_ITEMS
-                else ""
-            ),
+            item=items_text(link.items),
             keyword="SupBook",
             automatic=any(item.flags & ITEM_ADVISE for item in link.items),
         )
@@ -627,7 +598,7 @@ def scan_binary_workbook(package: Package, main_part: str, ctx: ScanContext) -> 
         try:
             external, link_damage = _read_external_link(package.read(part), part, ctx)
         except ScanError as error:
-            yield PartScan(state.location(part), partial(_deferred, error))
+            yield PartScan(state.location(part), partial(raising, error))
             continue
         if number is not None:
             state.external[number] = external
