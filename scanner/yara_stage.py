@@ -58,7 +58,8 @@ def _shipped_rules_dir() -> Path:
     install; a wheel installs the same files under <prefix>/share/ddescan/yara
     (pyproject.toml, tool.setuptools.data-files)."""
     source_tree = Path(__file__).resolve().parent.parent / "yara"
-    if source_tree.is_dir():
+    # A marker file, not just a folder: in site-packages, "yara" may be another package's.
+    if (source_tree / "dde_fields.yar").is_file():
         return source_tree
     return Path(sysconfig.get_path("data")) / "share" / "ddescan" / "yara"
 
