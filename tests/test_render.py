@@ -593,3 +593,16 @@ def test_unsafe_set_covers_the_brief() -> None:
         assert is_unsafe(chr(code)), hex(code)
     assert unicodedata.category("\u2028") == "Zl" and is_unsafe("\u2028")
     assert not is_unsafe("a") and not is_unsafe("é") and not is_unsafe(" ")
+
+
+def test_clamscan_flags_a_locked_document_without_findings() -> None:
+    from test_archive import CSV_DDE, encrypted_zip
+
+    from scanner import scan_bytes
+    from scanner.model import ProblemKind, Verdict
+    from scanner.render.clamscan import result_line
+
+    report = scan_bytes(encrypted_zip("a.csv", CSV_DDE, b"infected"), "x.zip")
+    assert report.verdict is Verdict.SUSPICIOUS and not report.findings
+    assert [p.kind for p in report.problems] == [ProblemKind.LOCKED]
+    assert result_line(report) == "x.zip: DDE.Heuristics.Encrypted FOUND"

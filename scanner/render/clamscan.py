@@ -73,12 +73,19 @@ def _path(path: str) -> str:
     return visible(path).replace(": ", ":\\x20")
 
 
+LOCKED_SIGNATURE = "DDE.Heuristics.Encrypted"
+
+
 def result_line(report: ScanReport) -> str:
     """The one line clamscan would print for this file (no newline)."""
     path = _path(report.path)
     primary = _primary(report.findings)
     if primary is not None:
         return f"{path}: {signature_name(primary)} FOUND"
+    if report.verdict in (Verdict.MALICIOUS, Verdict.SUSPICIOUS):
+        # No finding, yet not clean: content that stayed locked (ScanConfig.locked_verdict).
+        # Named like ClamAV's own Heuristics.Encrypted.* so that amavisd-new quarantines it.
+        return f"{path}: {LOCKED_SIGNATURE} FOUND"
     if report.verdict is Verdict.ERROR:
         problems = report.errors or report.limits_hit
         message = problems[0].message if problems else "scan failed"
