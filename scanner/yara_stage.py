@@ -30,7 +30,7 @@ import re
 import sysconfig
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,12 +158,22 @@ class RuleSet:
     files: tuple[str, ...]
     shipped_files: frozenset[str]
     warnings: tuple[str, ...]
+    # RuleInfo by (namespace, rule name), filled as rules first match: a rule's metadata is
+    # fixed once compiled, and reading it again for every match of every scan is wasted work.
+    _infos: dict[tuple[str, str], RuleInfo] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def info(self, match: Any) -> RuleInfo:
         """The metadata of the rule of one yara.Match."""
         namespace = str(match.namespace)
-        meta = match.meta if isinstance(match.meta, dict) else {}
-        return rule_info(str(match.rule), meta, namespace, namespace in self.shipped_files)
+        key = (namespace, str(match.rule))
+        known = self._infos.get(key)
+        if known is None:
+            meta = match.meta if isinstance(match.meta, dict) else {}
+            known = rule_info(key[1], meta, namespace, namespace in self.shipped_files)
+            self._infos[key] = known
+        return known
 
 
 @dataclass(frozen=True)

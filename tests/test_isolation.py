@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -165,6 +166,31 @@ def test_in_process_runner_gives_the_same_reports(tmp_path: Path) -> None:
         here = [(r.path, r.verdict, r.findings) for r in local.scan(jobs)]
         there = [(r.path, r.verdict, r.findings) for r in isolated.scan(jobs)]
     assert here == there
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the command forks its workers on Linux")
+def test_forked_workers_keep_the_hard_time_limit_and_the_memory_cap() -> None:
+    """The command starts its workers with a plain fork (no fork server to start first): a
+    worker stuck in C code is still killed at the hard limit, a memory hog still capped."""
+    assert cli._worker_start_method() == "fork"
+    jobs = [BytesJob(bad.C_LOOP, "stuck.bin"), BytesJob(bad.HOG, "hog.bin")]
+    jobs.append(BytesJob(CSV_DDE, "next.csv"))
+    pool = IsolatedScanner(
+        config(timeout=3.0, memory=300 * 1024 * 1024),
+        initializer=bad.install_test_handlers,
+        start_method="fork",
+    )
+    with pool:
+        stuck, hog, following = list(pool.scan(jobs))
+        killed = pool.workers_killed
+    assert kinds(stuck) == ["timeout"]
+    assert "hard time limit of 3 s" in stuck.problems[0].message
+    assert 3.0 <= stuck.duration_ms / 1000 < 6.0
+    assert kinds(hog) == ["limit"]
+    assert "out of memory" in hog.problems[0].message
+    assert following.verdict is Verdict.MALICIOUS
+    assert following.findings[0].process.command_line == "cmd /c calc.exe"
+    assert killed == 1
 
 
 class TestCli:

@@ -56,13 +56,6 @@ from typing import Any, Protocol
 from xml.parsers.expat import ExpatError
 
 import olefile
-from cryptography.exceptions import UnsupportedAlgorithm
-from msoffcrypto import exceptions as crypto_errors
-from msoffcrypto.format.ooxml import OOXMLFile
-from msoffcrypto.method.ecma376_agile import ECMA376Agile
-from msoffcrypto.method.rc4 import DocumentRC4
-from msoffcrypto.method.rc4_cryptoapi import DocumentRC4CryptoAPI
-from msoffcrypto.method.xor_obfuscation import DocumentXOR
 
 from scanner.errors import EncryptedInput, LimitExceeded, MalformedInput, UnsupportedInput
 from scanner.formats.base import ScanContext, ScanItem
@@ -152,12 +145,8 @@ _CHECK_EVERY = 4096
 # What msoffcrypto, olefile and the cryptography backend raise on hostile input: their own
 # errors (FileFormatError, ParseError, DecryptionError and InvalidKeyError), the expat error
 # of msoffcrypto's minidom, and the builtin ones from struct unpacking, indexing, base64,
-# assertions and arithmetic on crafted sizes.
-_LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
-    crypto_errors.FileFormatError,
-    crypto_errors.ParseError,
-    crypto_errors.DecryptionError,
-    crypto_errors.EncryptionError,
+# assertions and arithmetic on crafted sizes. msoffcrypto's are added by _library_error_types.
+_BUILTIN_ERRORS: tuple[type[BaseException], ...] = (
     ExpatError,
     OSError,
     ValueError,
@@ -237,16 +226,35 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def _library_error_types() -> tuple[type[BaseException], ...]:
+    """What the libraries raise on hostile input (see _BUILTIN_ERRORS).
+
+    msoffcrypto and the cryptography backend take tens of milliseconds to import, so they
+    are imported where an encrypted file is opened, not when the scanner starts.
+    """
+    from msoffcrypto import exceptions as crypto_errors
+
+    return (
+        crypto_errors.FileFormatError,
+        crypto_errors.ParseError,
+        crypto_errors.DecryptionError,
+        crypto_errors.EncryptionError,
+        *_BUILTIN_ERRORS,
+    )
+
+
 @contextlib.contextmanager
 def _library_errors(what: str) -> Iterator[None]:
     """Turn whatever the cryptography libraries raise into scanner errors."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         yield
     except UnsupportedAlgorithm as error:
         raise UnsupportedInput(
             f"{what}: the cryptography backend on this machine lacks the cipher ({error})"
         ) from error
-    except _LIBRARY_ERRORS as error:
+    except _library_error_types() as error:
         raise MalformedInput(f"{what}: {_describe(error)}") from error
 
 
@@ -347,6 +355,8 @@ def _loaded(call: Callable[[], Any], what: str) -> Any:
 
 def _verified(call: Callable[[], object], what: str) -> bool:
     """Run a msoffcrypto password check: False when the password is wrong."""
+    from msoffcrypto import exceptions as crypto_errors
+
     with _library_errors(what):
         try:
             result = call()
@@ -383,6 +393,8 @@ class _OoxmlOpener:
             )
         else:
             raise MalformedInput(f"EncryptionInfo version {major}.{minor} is not a known one")
+        from msoffcrypto.format.ooxml import OOXMLFile
+
         self.file = _loaded(lambda: OOXMLFile(io.BytesIO(data)), "EncryptionInfo")
         self.key: bytes | None = None
         self.rounds = STANDARD_SPIN_COUNT
@@ -405,6 +417,8 @@ class _OoxmlOpener:
         # the right key turns the first 4096-byte segment into the ZIP signature every
         # package starts with (a wrong one into noise: a 1 in 2**32 false match, which the
         # walker then reads as a damaged package).
+        from msoffcrypto.method.ecma376_agile import ECMA376Agile
+
         info = self.info
         with _library_errors("EncryptionInfo"):
             key = ECMA376Agile.makekey_from_password(
@@ -427,6 +441,9 @@ class _OoxmlOpener:
         return False
 
     def open(self, candidate: Candidate, ctx: ScanContext) -> bytes:
+        from msoffcrypto import exceptions as crypto_errors
+        from msoffcrypto.method.ecma376_agile import ECMA376Agile
+
         ctx.check_time()
         with _library_errors("EncryptedPackage"):
             if self.key is not None:
@@ -470,6 +487,9 @@ def _rc4(
     password: str, salt: bytes, key_bits: int | None, data: bytes, block: int, what: str
 ) -> bytes:
     """msoffcrypto's RC4 (key_bits None) or RC4 CryptoAPI stream transform of one stream."""
+    from msoffcrypto.method.rc4 import DocumentRC4
+    from msoffcrypto.method.rc4_cryptoapi import DocumentRC4CryptoAPI
+
     with _library_errors(what):
         if key_bits is None:
             out = DocumentRC4.decrypt(password, salt, io.BytesIO(data), blocksize=block)
@@ -650,6 +670,8 @@ class _ExcelOpener:
     def check(self, password: str) -> bool:
         if self.header is not None:
             return self.header.matches(password)
+        from msoffcrypto.method.xor_obfuscation import DocumentXOR
+
         with _library_errors("FilePass record"):
             return bool(DocumentXOR.verifypw(password, self.xor_verifier))
 
@@ -657,6 +679,8 @@ class _ExcelOpener:
         workbook = self.workbook
         header = self.header
         if header is None:
+            from msoffcrypto.method.xor_obfuscation import DocumentXOR
+
             marks = _xor_marks(workbook, ctx.check_time)
             ctx.check_time()
             with _library_errors(WORKBOOK_STREAM):
@@ -936,7 +960,7 @@ def _rewritten(data: bytes, ole: olefile.OleFileIO, streams: Mapping[str, bytes]
                 for index, sector in enumerate(chain):
                     chunk = content[index * sector_size : (index + 1) * sector_size]
                     _put(out, (sector + 1) * sector_size, chunk)
-    except _LIBRARY_ERRORS as error:
+    except _library_error_types() as error:
         raise MalformedInput(f"cannot rewrite the compound file: {_describe(error)}") from error
     return bytes(out)
 

@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import binascii
 import email.errors
-import email.policy
 import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.header import decode_header, make_header
-from email.message import Message
-from email.parser import BytesHeaderParser
 from functools import partial
 
 from scanner.errors import LimitExceeded, MalformedInput
@@ -147,6 +143,8 @@ def _decode_words(value: str) -> str:
     """RFC 2047 encoded words, as mailers also (wrongly) use them in file names."""
     if "=?" not in value:
         return value
+    from email.header import decode_header, make_header
+
     try:
         return str(make_header(decode_header(value)))
     except (email.errors.HeaderParseError, UnicodeError, LookupError, ValueError):
@@ -158,6 +156,12 @@ def _printable(value: str) -> str:
 
 
 def _parse_headers(block: bytes, default_type: str) -> _Headers:
+    # The email package costs tens of milliseconds to import (email.policy loads the
+    # header registry): only mail pays for it, not every start of the scanner.
+    import email.policy
+    from email.message import Message
+    from email.parser import BytesHeaderParser
+
     truncated = len(block) > _HEADER_BLOCK_CAP
     parsed = BytesHeaderParser(policy=email.policy.compat32).parsebytes(
         _clean_header_block(block[:_HEADER_BLOCK_CAP])

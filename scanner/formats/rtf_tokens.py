@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
@@ -364,6 +365,9 @@ def _alternation(names: Iterable[str]) -> bytes:
     return b"|".join(re.escape(name.encode("ascii")) for name in ordered)
 
 
+# Compiled once per focus (the readers of a process use one or two): building and compiling
+# this pattern costs about a millisecond, more than lexing a small document.
+@functools.lru_cache(maxsize=8)
 def _sparse_lexer(focus: Focus) -> re.Pattern[bytes]:
     """The lexer, preceded by a possessive skip over whole tokens that cannot matter when
     text is not wanted, so that the regex engine, not Python, passes over them:

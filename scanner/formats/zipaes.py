@@ -21,8 +21,6 @@ import struct
 import zipfile
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from scanner.errors import MalformedInput
 
 EXTRA_ID = 0x9901
@@ -72,6 +70,10 @@ def raw_member_data(archive_bytes: bytes, info: zipfile.ZipInfo) -> bytes:
 
 
 def _keystream_xor(key: bytes, data: bytes) -> bytes:
+    # Imported here: the cryptography backend takes milliseconds to load, and only an
+    # AES-encrypted ZIP member needs it.
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     out = bytearray(len(data))
     block_count = (len(data) + 15) // 16
