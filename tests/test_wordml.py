@@ -205,3 +205,24 @@ def test_compression_bomb_part_hits_the_ratio_limit() -> None:
     report = scan_bytes(data, "bomb.docx", config)
     assert [p.kind for p in report.problems] == [ProblemKind.LIMIT]
     assert "compression bomb" in report.problems[0].message
+
+
+def test_non_story_parts_are_skipped_unless_a_story_relationship_points_at_them() -> None:
+    styles_ct = "application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml"
+    payload = document(complex_field('DDEAUTO cmd "/c calc.exe"')).replace("w:document", "w:hdr")
+    unreferenced = package(
+        {"word/document.xml": document("<w:r><w:t>hi</w:t></w:r>"), "word/styles.xml": payload},
+        overrides={"/word/styles.xml": styles_ct},
+    )
+    assert scan_bytes(unreferenced, "a.docx").findings == ()
+    rels = (
+        '<Relationship Id="rId5" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships/header" Target="styles.xml"/>'
+    )
+    mislabelled = package(
+        {"word/document.xml": document("<w:r><w:t>hi</w:t></w:r>"), "word/styles.xml": payload},
+        overrides={"/word/styles.xml": styles_ct},
+        document_rels=rels,
+    )
+    (finding,) = scan_bytes(mislabelled, "b.docx").findings
+    assert finding.location.containers == ("b.docx", "word/styles.xml")

@@ -51,6 +51,26 @@ _UNDERSTOOD_PREFIXES = frozenset(
 
 _MARKERS = (b"instrText", b"fldSimple", b"fldChar")
 _STORY_CONTENT_MARKERS = ("wordprocessingml", "ms-word")
+# WordprocessingML parts that hold no story (ECMA-376 Part 1, 11.3): Word renders no field
+# from them. They are skipped unless a story relationship of the main part points at them
+# (a header labelled as styles is still read as a header). Styles alone are often most of a
+# small document's XML.
+_NON_STORY_CONTENT_TYPES = (
+    *(
+        "application/vnd.openxmlformats-officedocument.wordprocessingml." + kind + "+xml"
+        for kind in ("styles", "fonttable", "settings", "websettings", "numbering")
+    ),
+    "application/vnd.ms-word.styleswitheffects+xml",
+)
+_STORY_RELATIONSHIPS = (
+    "/header",
+    "/footer",
+    "/footnotes",
+    "/endnotes",
+    "/comments",
+    "/glossaryDocument",
+    "/aFChunk",
+)
 
 
 def _local(tag: object) -> str:
@@ -225,6 +245,11 @@ def _story_parts(package: Package, main_part: str) -> list[str]:
     All parts are taken, referenced or not: a field in an orphaned part costs nothing to
     report, and relationship targets are trivial for an attacker to bend.
     """
+    stories = {
+        relationship.target.casefold()
+        for relationship in package.relationships(main_part)
+        if not relationship.external and relationship.type.endswith(_STORY_RELATIONSHIPS)
+    }
     parts = []
     for name in package.names:
         if not name.lower().endswith(".xml") or name == "[Content_Types].xml":
@@ -233,6 +258,8 @@ def _story_parts(package: Package, main_part: str) -> list[str]:
             continue
         content_type = package.content_type(name).lower()
         if name != main_part and not any(m in content_type for m in _STORY_CONTENT_MARKERS):
+            continue
+        if content_type in _NON_STORY_CONTENT_TYPES and name.casefold() not in stories:
             continue
         parts.append(name)
     parts.sort(key=lambda n: (n != main_part, n))
