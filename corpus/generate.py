@@ -51,6 +51,7 @@ import equationwriter
 import mailwriter
 import xlswriter
 from cfbwriter import write_cfb
+from olewriter import ole1_embedded, packager_native, rtf_objdata_rows
 
 HERE = Path(__file__).resolve().parent
 SAMPLES_DIR = HERE / "samples"
@@ -2870,36 +2871,8 @@ def xls_samples() -> list[Sample]:
     return [Sample(f"xls/{name}", data, d, t, e) for name, data, d, t, e in items]
 
 
-def packager_native(name: str, payload: bytes) -> bytes:
-    """Packager (OLE 1.0 class "Package") native data carrying one file."""
-    label = name.encode() + b"\x00"
-    source = b"C:\\Users\\Public\\" + label
-    temporary = b"C:\\Temp\\" + label
-    return (
-        struct.pack("<H", 2)
-        + label
-        + source
-        + struct.pack("<II", 0x00030000, len(temporary))
-        + temporary
-        + struct.pack("<I", len(payload))
-        + payload
-    )
-
-
-def ole1_embedded(class_name: str, native: bytes) -> bytes:
-    """An OLE 1.0 embedded object ([MS-OLEDS] 2.2.4) as RTF \\objdata carries it."""
-
-    def ansi(text: str) -> bytes:
-        raw = text.encode() + b"\x00"
-        return struct.pack("<I", len(raw)) + raw
-
-    head = struct.pack("<II", 0x00000501, 2) + ansi(class_name) + ansi("") + ansi("")
-    return head + struct.pack("<I", len(native)) + native
-
-
 def rtf_object(objdata: bytes, objclass: str) -> bytes:
-    hexed = objdata.hex()
-    rows = "\n".join(hexed[i : i + 128] for i in range(0, len(hexed), 128))
+    rows = rtf_objdata_rows(objdata)
     return rtf(
         r"{\pard Please double-click the attachment below.\par}"
         r"{\object\objemb\objw1500\objh900{\*\objclass " + objclass + "}"

@@ -13,44 +13,14 @@ from scanner.formats.embedded import packaged_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpus"))
 from cfbwriter import write_cfb
+from olewriter import ole1_embedded, packager_native, rtf_objdata_rows
 
 DDE_DOCX = docx(complex_field('DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe"'))
 COMMAND = "c:\\windows\\system32\\cmd.exe /k calc.exe"
 
 
-def packager_native(name: str, payload: bytes) -> bytes:
-    label = name.encode() + b"\x00"
-    source = b"C:\\Users\\x\\" + name.encode() + b"\x00"
-    temporary = b"C:\\Temp\\" + name.encode() + b"\x00"
-    return (
-        struct.pack("<H", 2)
-        + label
-        + source
-        + struct.pack("<II", 0x00030000, len(temporary))
-        + temporary
-        + struct.pack("<I", len(payload))
-        + payload
-    )
-
-
-def ole1_object(class_name: str, native: bytes) -> bytes:
-    def string(text: str) -> bytes:
-        raw = text.encode() + b"\x00"
-        return struct.pack("<I", len(raw)) + raw
-
-    return (
-        struct.pack("<II", 0x00000501, 2)
-        + string(class_name)
-        + string("")
-        + string("")
-        + struct.pack("<I", len(native))
-        + native
-    )
-
-
 def rtf_with_object(objdata: bytes, objclass: str) -> bytes:
-    hexed = objdata.hex()
-    lines = "\n".join(hexed[i : i + 128] for i in range(0, len(hexed), 128))
+    lines = rtf_objdata_rows(objdata)
     return (
         "{\\rtf1\\ansi{\\object\\objemb{\\*\\objclass " + objclass + "}"
         "{\\*\\objdata\n" + lines + "\n}}}"
@@ -69,7 +39,7 @@ def test_packaged_file_layout() -> None:
 
 def test_rtf_ole1_package_carrying_a_docx() -> None:
     data = rtf_with_object(
-        ole1_object("Package", packager_native("invoice.docx", DDE_DOCX)), "Package"
+        ole1_embedded("Package", packager_native("invoice.docx", DDE_DOCX)), "Package"
     )
     report = scan_bytes(data, "mail.rtf")
     assert commands(report) == [
@@ -79,7 +49,7 @@ def test_rtf_ole1_package_carrying_a_docx() -> None:
 
 def test_rtf_ole2_word_document_with_package_stream() -> None:
     storage = write_cfb({"Package": DDE_DOCX})
-    data = rtf_with_object(ole1_object("Word.Document.12", storage), "Word.Document.12")
+    data = rtf_with_object(ole1_embedded("Word.Document.12", storage), "Word.Document.12")
     report = scan_bytes(data, "mail.rtf")
     assert commands(report) == [(("mail.rtf", "object 1", "Package", "word/document.xml"), COMMAND)]
 
