@@ -8,12 +8,12 @@ Fixtures are written by corpus/xlswriter.py ([MS-XLS] records) on corpus/cfbwrit
 from __future__ import annotations
 
 import struct
-import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+import xlswriter as xw
 from conftest import OLETOOLS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,12 +42,6 @@ from scanner.model import (
     Technique,
     Verdict,
 )
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-if str(CORPUS) not in sys.path:
-    sys.path.insert(0, str(CORPUS))
-
-import xlswriter as xw  # noqa: E402
 
 CMD = "cmd /c calc.exe"
 NAMEX = xw.ptg_namex(0, 1)

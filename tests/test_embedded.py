@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import struct
-import sys
-from pathlib import Path
 
+from cfbwriter import write_cfb
 from docx_builder import complex_field, document, docx, package
+from olewriter import ole1_embedded, packager_native, rtf_objdata_rows
 
 from scanner import scan_bytes
 from scanner.formats.embedded import packaged_file
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpus"))
-from cfbwriter import write_cfb
-from olewriter import ole1_embedded, packager_native, rtf_objdata_rows
 
 DDE_DOCX = docx(complex_field('DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe"'))
 COMMAND = "c:\\windows\\system32\\cmd.exe /k calc.exe"

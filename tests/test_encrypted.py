@@ -18,15 +18,16 @@ import io
 import json
 import logging
 import struct
-import sys
 import time
 from pathlib import Path
 
 import olefile
 import pytest
+from cfbwriter import write_cfb
 from click.testing import CliRunner
 from conftest import OLETOOLS
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from docwriter import FC_CLX_OFFSET, Stories, field, word_streams
 from docx_builder import complex_field, docx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -62,13 +63,6 @@ from scanner.model import (
 from scanner.registry import REGISTRY
 from scanner.render.json_report import to_json_line
 from scanner.walker import verdict_for
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-if str(CORPUS) not in sys.path:
-    sys.path.insert(0, str(CORPUS))
-
-from cfbwriter import write_cfb  # noqa: E402
-from docwriter import FC_CLX_OFFSET, Stories, field, word_streams  # noqa: E402
 
 SPIN = 1000
 VELVET = "VelvetSweatshop"

@@ -8,11 +8,12 @@ of corpus/cfbwriter.py.
 from __future__ import annotations
 
 import struct
-import sys
 import time
-from pathlib import Path
 
+import docwriter
+import equationwriter as ew
 import pytest
+from cfbwriter import write_cfb
 from conftest import OLETOOLS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,14 +40,6 @@ from scanner.equation import (
 from scanner.formats.base import ByteBudget, ScanContext
 from scanner.formats.cfb import open_cfb
 from scanner.model import Finding, Location, ProblemKind, ScanConfig, Severity, Technique, Verdict
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-if str(CORPUS) not in sys.path:
-    sys.path.insert(0, str(CORPUS))
-
-import docwriter  # noqa: E402
-import equationwriter as ew  # noqa: E402
-from cfbwriter import write_cfb  # noqa: E402
 
 LIMIT = 1 << 24
 EXPLOIT = ew.cve_2017_11882_mtef()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import struct
-import sys
 import zlib
-from pathlib import Path
 
+import equationwriter
 import pytest
+from cfbwriter import write_cfb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_archive import (
@@ -27,13 +27,6 @@ from scanner.errors import LimitExceeded, MalformedInput
 from scanner.formats.msg import MsgFormat
 from scanner.formats.rtfcompressed import decompress_rtf
 from scanner.model import Confidence, FileFormat, ProblemKind, Technique, Verdict
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-if str(CORPUS) not in sys.path:
-    sys.path.insert(0, str(CORPUS))
-
-import equationwriter  # noqa: E402
-from cfbwriter import write_cfb  # noqa: E402
 
 OUTLOOK_CMD = ("OUTLOOK.EXE", WORD_CMD[1])
 # [MS-OXRTFCP] 3.1.3.1 example: "{\rtf1\ansi\ansicpg1252\pard hello world}" CR LF, compressed.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import equationwriter as ew
 import pytest
 from conftest import OLETOOLS
 from hypothesis import HealthCheck, given, settings
@@ -13,12 +11,6 @@ from hypothesis import strategies as st
 from scanner.api import scan_bytes
 from scanner.formats.rtfobjects import MAX_OBJECTS, RtfObject, extract_objects
 from scanner.model import ProblemKind, Severity, Technique, Verdict
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-if str(CORPUS) not in sys.path:
-    sys.path.insert(0, str(CORPUS))
-
-import equationwriter as ew  # noqa: E402
 
 PAYLOAD = bytes(range(256))
 PAYLOAD_HEX = PAYLOAD.hex()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import struct
-import sys
 from pathlib import Path
 
+import docwriter
 import olefile
 import pytest
+from cfbwriter import write_cfb
 from conftest import OLETOOLS
+from docwriter import Stories, doc_file, field, word_streams
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,14 +46,6 @@ from scanner.model import (
     Technique,
     Verdict,
 )
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-if str(CORPUS) not in sys.path:
-    sys.path.insert(0, str(CORPUS))
-
-import docwriter  # noqa: E402
-from cfbwriter import write_cfb  # noqa: E402
-from docwriter import Stories, doc_file, field, word_streams  # noqa: E402
 
 CMD_CODE = 'DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe" '
 CMD_LINE = "c:\\windows\\system32\\cmd.exe /k calc.exe"

@@ -8,10 +8,10 @@ oletools' dde-test.xlsb is read in place when present.
 from __future__ import annotations
 
 import struct
-import sys
 from pathlib import Path
 
 import pytest
+import xlswriter as xw
 from conftest import OLETOOLS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,12 +30,6 @@ from scanner.model import (
     Technique,
     Verdict,
 )
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-if str(CORPUS) not in sys.path:
-    sys.path.insert(0, str(CORPUS))
-
-import xlswriter as xw  # noqa: E402
 
 CMD = "cmd /c calc.exe"
 NAMEX = xw.ptg_namex(0, 1)
@@ -67,7 +61,9 @@ def test_identify_binary_workbook_only() -> None:
     assert XlsbFormat().identify(data, "x.zip") is Confidence.YES
     assert OtherPackageFormat().identify(data, "x.xlsb") is Confidence.NO
     assert SpreadsheetFormat().identify(data, "x.xlsb") is Confidence.NO
-    xlsx = (CORPUS / "samples" / "excel" / "formula-cmd.xlsx").read_bytes()
+    xlsx = (
+        Path(__file__).resolve().parents[1] / "corpus" / "samples" / "excel" / "formula-cmd.xlsx"
+    ).read_bytes()
     assert XlsbFormat().identify(xlsx, "x.xlsb") is Confidence.NO
     assert XlsbFormat().identify(b"PK\x03\x04junk", "x.xlsb") is Confidence.NO
 
