@@ -93,10 +93,20 @@ def field_streams(stories: Iterable[FieldStory]) -> Iterator[DecodedStream]:
                 )
 
 
+# Streams up to this size are checked for exact repeats; larger ones (whole parts, files)
+# are almost never repeated and hashing them would cost more than it saves.
+_DEDUPE_MAX_BYTES = 64 * 1024
+
+
 class StreamCollector:
     """The streams of one top-level input, within ScanLimits.max_streams and
     max_stream_bytes. The raw input itself is always kept (it is already bounded by
-    max_input_bytes) but counts against both bounds."""
+    max_input_bytes) but counts against both bounds.
+
+    A stream equal to one already kept (same label, location and bytes) is not kept again:
+    rules see the same bytes with the same externals, so it could only repeat the same
+    hits at the same place. A document with thousands of identical PAGE fields in one
+    story then costs one match, not thousands."""
 
     def __init__(self, limits: ScanLimits) -> None:
         self.max_count = limits.max_streams
@@ -105,10 +115,17 @@ class StreamCollector:
         self.total_bytes = 0
         self.dropped = 0
         self.dropped_bytes = 0
+        self.repeats = 0
+        self._seen: set[DecodedStream] = set()
 
     def add(self, stream: DecodedStream) -> bool:
-        """Keep `stream` if it fits; False when it was dropped."""
+        """Keep `stream` if it fits; False when it was dropped. A repeat of a kept stream
+        counts as kept (True) and costs nothing."""
         size = len(stream.data)
+        small = size <= _DEDUPE_MAX_BYTES
+        if small and stream in self._seen:
+            self.repeats += 1
+            return True
         always = stream.label is StreamLabel.RAW_FILE and not self.streams
         if not always and (
             len(self.streams) >= self.max_count or self.total_bytes + size > self.max_bytes
@@ -118,6 +135,8 @@ class StreamCollector:
             return False
         self.streams.append(stream)
         self.total_bytes += size
+        if small:
+            self._seen.add(stream)
         return True
 
     def limit_message(self) -> str:

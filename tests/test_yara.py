@@ -395,6 +395,25 @@ def test_stream_collector_bounds_count_and_bytes_but_keeps_the_raw_file() -> Non
     )
 
 
+def test_stream_collector_keeps_one_copy_of_a_repeated_stream() -> None:
+    collector = StreamCollector(ScanLimits(max_streams=3, max_stream_bytes=100))
+    story = Location(("a.docx", "word/document.xml"))
+    footer = Location(("a.docx", "word/footer1.xml"))
+    page = DecodedStream(StreamLabel.FIELD_INSTRUCTION, b" PAGE ", story)
+    assert collector.add(page) is True
+    assert collector.add(DecodedStream(StreamLabel.FIELD_INSTRUCTION, b" PAGE ", story)) is True
+    assert collector.add(DecodedStream(StreamLabel.FIELD_INSTRUCTION, b" PAGE ", footer)) is True
+    assert collector.add(DecodedStream(StreamLabel.FORMULA, b" PAGE ", story)) is True
+    assert [(s.label, s.location) for s in collector.streams] == [
+        (StreamLabel.FIELD_INSTRUCTION, story),
+        (StreamLabel.FIELD_INSTRUCTION, footer),
+        (StreamLabel.FORMULA, story),
+    ]
+    assert collector.repeats == 1
+    assert collector.total_bytes == 18
+    assert collector.limit_message() == ""
+
+
 def test_stream_limit_is_reported_and_evidence_is_still_matched() -> None:
     config = ScanConfig(limits=ScanLimits(max_streams=1))
     report = scan_path(SAMPLES / "word" / "ddeauto-cmd.docx", config)
