@@ -25,8 +25,10 @@ rule DDE_Field_Instruction
         // nested field's rendering).
         $instruction = /^[ \t\r\n{]{0,16}DDE(AUTO)?[ \t\r\n"]/ nocase
         // WordprocessingML (OOXML, Word 2003 XML, Flat OPC): complex and simple fields.
-        $w_instr_text = /<w:instrText[^>]{0,64}>[ \t\r\n]{0,16}DDE(AUTO)?[ \t\r\n"]/ nocase
-        $w_instr_attr = /w:instr[ \t]{0,4}=[ \t]{0,4}["'][ \t\r\n]{0,16}DDE(AUTO)?[ \t\r\n"]/ nocase
+        // XML names are case-sensitive (only the field keyword is not): a nocase tag would
+        // multiply YARA's atoms and its verifications on every run of a large document.
+        $w_instr_text = /<w:instrText[^>]{0,64}>[ \t\r\n]{0,16}[Dd][Dd][Ee]([Aa][Uu][Tt][Oo])?[ \t\r\n"]/
+        $w_instr_attr = /w:instr[ \t]{0,4}=[ \t]{0,4}["'][ \t\r\n]{0,16}[Dd][Dd][Ee]([Aa][Uu][Tt][Oo])?[ \t\r\n"]/
         // RTF: the keyword right after \fldinst.
         $rtf_fldinst = /\\fldinst[ \t\r\n]{1,16}DDE(AUTO)?[ \t\r\n"]/ nocase
         // Word 97-2003: 0x13 begins a field, its instruction follows (8-bit or UTF-16 text).
