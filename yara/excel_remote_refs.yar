@@ -22,9 +22,10 @@ rule Excel_DDE_Remote_Reference
 
     strings:
         // Parsed formulas: app|'topic'!item (the form every DDE campaign uses). Stored OOXML
-        // cells are not matched in the raw sheet part: every <f>/<formula> the parser reads that can hold a reference reaches this rule as
-        // a formula stream, and a pattern anchored on "<f" made YARA verify every formula of
-        // a large sheet (150 ms per 10 MB of sheet XML, more than the parse itself).
+        // cells are not matched in the raw sheet part: every <f>/<formula> the parser reads
+        // that can hold a reference reaches this rule as a formula stream, and a pattern
+        // anchored on "<f" made YARA verify every formula of a large sheet (150 ms per 10 MB
+        // of sheet XML, more than the parse itself).
         $ref = /\|'[^'\r\n]{0,1024}'!/
         // OpenDocument: the DDE() function in a cell formula.
         $ods_dde = /table:formula=["']of:=[^"'<]{0,1024}\bDDE\(/ nocase
