@@ -76,6 +76,7 @@ SKIP_LARGER_AFTER_S = 4.0
 class Run:
     seconds: list[float] = field(default_factory=list)
     peak_py: int = 0
+    peak_rss_growth_mb: float | None = None
     detected: bool = False
     error: bool = False
     detail: str = ""
@@ -139,6 +140,17 @@ def run_tool(call: Callable[[], tuple[bool, bool, str]], repeat: int, memory: bo
         run.seconds.append(time.perf_counter() - started)
         run.detected, run.error, run.detail = found, error, detail
     return run
+
+
+def rss_growth(tool: str, path: Path) -> float | None:
+    """Peak resident growth of one scan in a fresh interpreter (benchmarks/rss_probe.py)."""
+    probe = ROOT / "benchmarks" / "rss_probe.py"
+    done = subprocess.run(
+        [sys.executable, str(probe), tool, str(path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    return float(json.loads(done.stdout.splitlines()[-1])["peak_rss_growth_mb"])
 
 
 def inflate_seconds(data: bytes, repeat: int) -> float:
@@ -244,6 +256,10 @@ def summarise(rows: list[Row], tool: str) -> dict[str, Any]:
         "p50_ms": round(percentile(medians, 0.5) * 1000, 2),
         "p99_ms": round(percentile(medians, 0.99) * 1000, 2),
         "peak_py_mb": round(max(run.peak_py for _, run in runs) / MB, 1),
+        "peak_rss_growth_mb": max(
+            (run.peak_rss_growth_mb for _, run in runs if run.peak_rss_growth_mb is not None),
+            default=None,
+        ),
         "detected": sum(run.detected for _, run in runs),
         "errors": sum(run.error for _, run in runs),
     }
@@ -307,6 +323,7 @@ def growth(rows: list[Row]) -> list[dict[str, Any]]:
                         "mb": round(size / MB, 2),
                         "seconds": round(run.median, 4),
                         "peak_py_mb": round(run.peak_py / MB, 1),
+                        "peak_rss_growth_mb": run.peak_rss_growth_mb,
                     }
                     for size, run in points
                 ],
@@ -363,6 +380,10 @@ def main() -> int:
             if theirs.median > SKIP_LARGER_AFTER_S:
                 slow.add((fmt, "oletools"))
         inflate = inflate_seconds(data, repeat) if fmt in ("docx", "xlsx") else None
+        if memory:
+            ours.peak_rss_growth_mb = rss_growth("ddescan", path)
+            if theirs is not None:
+                theirs.peak_rss_growth_mb = rss_growth("oletools", path)
         rows.append(
             Row(
                 entry["file"],
@@ -409,7 +430,10 @@ def main() -> int:
         "memory_measure": (
             "tracemalloc peak of Python allocations in one extra untimed call per file and "
             "tool; ddescan's excludes its input bytes, msodde's includes its own read of the "
-            "file; allocations in C libraries outside Python's allocator are not seen"
+            "file; allocations in C libraries outside Python's allocator are not seen. For "
+            "the large files also peak_rss_growth_mb: the kernel's peak resident size of a "
+            "fresh interpreter scanning the file once, minus its size before the scan "
+            "(benchmarks/rss_probe.py; input bytes included for both tools)"
             if memory
             else "not measured (--no-memory)"
         ),
@@ -447,7 +471,7 @@ def print_table(result: dict[str, Any]) -> None:
     head = (
         f"{'format':<6} {'size':<6} {'n':>3}  {'ddescan MB/s':>12} {'oletools MB/s':>13} "
         f"{'speedup':>8}  {'p50/p99 ms (ours)':>18} {'p50/p99 ms (theirs)':>20}  "
-        f"{'peak MB ours/theirs':>19}  {'found ours/theirs':>17}"
+        f"{'peak MB ours/theirs':>19}  {'RSS+ MB ours/theirs':>19}  {'found ours/theirs':>17}"
     )
     print(head)
     for e in result["by_format"]:
@@ -459,6 +483,8 @@ def print_table(result: dict[str, Any]) -> None:
             f"{ours['p50_ms']:>8}/{ours['p99_ms']:<9} "
             f"{theirs.get('p50_ms', '-')!s:>10}/{theirs.get('p99_ms', '-')!s:<9}  "
             f"{ours['peak_py_mb']:>9}/{theirs.get('peak_py_mb', '-')!s:<9}  "
+            f"{ours.get('peak_rss_growth_mb') or '-'!s:>9}/"
+            f"{theirs.get('peak_rss_growth_mb') or '-'!s:<9}  "
             f"{ours['detected']:>8}/{theirs.get('detected', '-')!s:<8}"
             + (f"  inflate x{e['ddescan_over_inflate']}" if "ddescan_over_inflate" in e else "")
         )
