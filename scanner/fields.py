@@ -231,17 +231,6 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _walk(fields: Sequence[FieldNode]) -> Iterator[FieldNode]:
-    """Every field in document order, nested ones included, without recursion."""
-    stack: list[tuple[FieldNode, int]] = [(f, 0) for f in reversed(fields)]
-    while stack:
-        node, depth = stack.pop()
-        yield node
-        if depth < MAX_FIELD_DEPTH:
-            nested = [p for p in node.instruction if isinstance(p, FieldNode)]
-            stack.extend((child, depth + 1) for child in reversed(nested))
-
-
 def dde_call_from(instruction: str, node: FieldNode) -> DdeCall | None:
     """Parse DDE / DDEAUTO (17.16.5.11, 17.16.5.12): AppName TopicName [ItemName] switches."""
     keyword = keyword_of(instruction)
@@ -269,19 +258,65 @@ def _field_location(story: FieldStory, node: FieldNode, ordinal: int) -> Locatio
     return story.location.at(node.detail or f"field {ordinal}")
 
 
+def _walk_plain(fields: Sequence[FieldNode]) -> Iterator[tuple[FieldNode, str | None]]:
+    """Every field in document order, nested ones included, without recursion; with each
+    field's instruction text when it holds no nested field and _Evaluator.evaluate would
+    return that text as is (None otherwise)."""
+    stack: list[tuple[FieldNode, int]] = [(f, 0) for f in reversed(fields)]
+    while stack:
+        node, depth = stack.pop()
+        pieces = node.instruction
+        texts: list[str] = []
+        for piece in pieces:
+            if not isinstance(piece, str):
+                break
+            texts.append(piece)
+        else:
+            text = "".join(texts)
+            yield node, (text if len(text) <= MAX_INSTRUCTION_CHARS else None)
+            continue
+        yield node, None
+        if depth < MAX_FIELD_DEPTH:
+            nested = [p for p in pieces if isinstance(p, FieldNode)]
+            stack.extend((child, depth + 1) for child in reversed(nested))
+
+
 def findings_for_stories(
     stories: Sequence[FieldStory], host: HostApplication, config: ScanConfig
 ) -> list[Finding]:
     """Every DDE / DDEAUTO field of a document, evaluated with the document's bookmarks."""
+    return _findings(stories, host, config, exhaustive=False)
+
+
+def _findings(
+    stories: Sequence[FieldStory],
+    host: HostApplication,
+    config: ScanConfig,
+    exhaustive: bool,
+) -> list[Finding]:
+    """`exhaustive` evaluates every field; otherwise a field with no nested field is passed
+    over when its keyword shows it can neither set a bookmark nor be DDE: its evaluation
+    reads no bookmark and changes nothing, so the result is the same (tests compare both)."""
     evaluator = _Evaluator()
     # Word updates fields top to bottom with one bookmark table per document; evaluating every
     # field once first fills that table from the SET fields wherever they are.
+    candidates: list[list[tuple[int, FieldNode]]] = []
     for story in stories:
-        for node in _walk(story.fields):
-            evaluator.result_of(node, evaluator.evaluate(node))
+        kept: list[tuple[int, FieldNode]] = []
+        for ordinal, (node, plain) in enumerate(_walk_plain(story.fields), start=1):
+            if plain is None or exhaustive:
+                evaluator.result_of(node, evaluator.evaluate(node))
+                kept.append((ordinal, node))
+                continue
+            keyword = keyword_of(plain)
+            if keyword == "SET":
+                evaluator.result_of(node, evaluator.evaluate(node))
+            elif keyword in DDE_KEYWORDS:
+                kept.append((ordinal, node))
+        candidates.append(kept)
     findings: list[Finding] = []
-    for story in stories:
-        for ordinal, node in enumerate(_walk(story.fields), start=1):
+    for story, kept in zip(stories, candidates, strict=True):
+        for ordinal, node in kept:
             evaluated = evaluator.evaluate(node)
             instruction = _SPACE.sub(" ", evaluated.text).strip()
             call = dde_call_from(instruction, node)

@@ -120,11 +120,32 @@ def test_header_part_and_orphaned_story() -> None:
     assert [f.location.containers for f in report.findings] == [("mail.docx", "word/header2.xml")]
 
 
-def test_update_fields_setting_makes_dde_automatic() -> None:
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_header_part_is_read(codec: str) -> None:
+    # ECMA-376 Part 2, 8.1.4 allows UTF-16 parts; the field names are not ASCII bytes there.
+    header = document(complex_field('DDEAUTO cmd "/c calc.exe"')).replace("w:document", "w:hdr")
+    header = header.replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    if codec != "utf-16":
+        header = "\ufeff" + header
+    header_ct = "application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml"
+    data = package(
+        {
+            "word/document.xml": document("<w:r><w:t>hello</w:t></w:r>"),
+            "word/header2.xml": header.encode(codec),
+        },
+        overrides={"/word/header2.xml": header_ct},
+    )
+    (finding,) = scan_bytes(data, "u16.docx").findings
+    assert finding.process.command_line == "cmd /c calc.exe"
+    assert finding.location.containers == ("u16.docx", "word/header2.xml")
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16"])
+def test_update_fields_setting_makes_dde_automatic(codec: str) -> None:
     settings = (
         '<w:settings xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
         '<w:updateFields w:val="true"/></w:settings>'
-    )
+    ).encode(codec)
     rels = (
         '<Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
         'relationships/settings" Target="settings.xml"/>'
@@ -138,6 +159,7 @@ def test_update_fields_setting_makes_dde_automatic() -> None:
     )
     finding = only_finding(data)
     assert finding.dde is not None and finding.dde.automatic
+    assert finding.dde.keyword == "DDE"
 
 
 def test_unterminated_field_is_still_reported() -> None:
