@@ -65,6 +65,8 @@ class DecodedStream:
 def instruction_text(node: FieldNode) -> str:
     """A field's instruction as stored, nested fields in braces (explicit stack, bounded by
     the tree the parser already built)."""
+    if all(isinstance(item, str) for item in node.instruction):
+        return "".join(node.instruction)  # type: ignore[arg-type]
     out: list[str] = []
     stack: list[str | FieldNode | None] = [node]
     while stack:
@@ -83,14 +85,19 @@ def instruction_text(node: FieldNode) -> str:
 
 def field_streams(stories: Iterable[FieldStory]) -> Iterator[DecodedStream]:
     """One FIELD_INSTRUCTION stream per top-level field of each story, located at the
-    story (rules then see every field code, not only those the parser judged DDE)."""
+    story (rules then see every field code, not only those the parser judged DDE). A code
+    repeated in one story (a PAGE field in every paragraph) is one stream: same bytes, same
+    place, same hits."""
     for story in stories:
+        seen: set[str] = set()
         for node in story.fields:
             text = instruction_text(node)
-            if text.strip():
-                yield DecodedStream(
-                    StreamLabel.FIELD_INSTRUCTION, text.encode("utf-8", "replace"), story.location
-                )
+            if text in seen or not text.strip():
+                continue
+            seen.add(text)
+            yield DecodedStream(
+                StreamLabel.FIELD_INSTRUCTION, text.encode("utf-8", "replace"), story.location
+            )
 
 
 # Streams up to this size are checked for exact repeats; larger ones (whole parts, files)

@@ -379,6 +379,28 @@ def test_instruction_text_renders_nested_fields_in_braces() -> None:
     ]
 
 
+def test_field_streams_give_a_repeated_code_once_per_story() -> None:
+    body = Location(("a.docx", "word/document.xml"))
+    footer = Location(("a.docx", "word/footer1.xml"))
+    page = FieldNode((" PAGE ",))
+    split_page = FieldNode(
+        (
+            " PA",
+            "GE ",
+        )
+    )
+    dde = FieldNode((" DDEAUTO ", FieldNode(("QUOTE 99",)), " x"))
+    stories = [
+        FieldStory(body, (page, split_page, dde, FieldNode((" PAGE ",)), dde)),
+        FieldStory(footer, (page,)),
+    ]
+    assert [(s.data, s.location) for s in field_streams(stories)] == [
+        (b" PAGE ", body),
+        (b" DDEAUTO { QUOTE 99 } x", body),
+        (b" PAGE ", footer),
+    ]
+
+
 def test_stream_collector_bounds_count_and_bytes_but_keeps_the_raw_file() -> None:
     collector = StreamCollector(ScanLimits(max_streams=2, max_stream_bytes=10))
     here = Location(("x",))
