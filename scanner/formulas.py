@@ -187,6 +187,22 @@ _HINT = re.compile(
 )
 
 
+def _may_match_hint(text: str) -> bool:
+    """False when _HINT cannot match: it needs a bar, or "(" after DDE/INITIATE in any case.
+
+    Plain substring tests, several times cheaper than the search itself, for the great
+    majority of formulas (SUM(...), IF(...)) that hold neither.
+    """
+    if "|" in text:
+        return True
+    if "(" not in text:
+        return False
+    # lower() keeps neighbouring ASCII letters neighbours, so every "[Dd][Dd][Ee]" that
+    # _HINT can match is a "dde" here (a non-ASCII letter can only add false hits).
+    folded = text.lower()
+    return "dde" in folded or "initiate" in folded
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -215,7 +231,7 @@ def normalise_width(text: str) -> tuple[str, tuple[str, ...]]:
 
 def may_hold_remote_reference(text: str) -> bool:
     """False when remote_references(text) is certain to find nothing (a cheap test)."""
-    return _HINT.search(text) is not None
+    return _may_match_hint(text) and _HINT.search(text) is not None
 
 
 def may_refer_to_dde(text: str) -> bool:
@@ -223,7 +239,7 @@ def may_refer_to_dde(text: str) -> bool:
 
     A cheap test for callers that see millions of formulas.
     """
-    return "[" in text or _HINT.search(text) is not None
+    return "[" in text or (_may_match_hint(text) and _HINT.search(text) is not None)
 
 
 def _next(tokens: list[_Token], index: int) -> int:
@@ -457,7 +473,7 @@ def _bounded(formula: str) -> tuple[str, tuple[str, ...]]:
 
 def remote_references(formula: str) -> tuple[RemoteReference, ...]:
     """Every DDE conversation the formula asks for, in the order they appear."""
-    if not _HINT.search(formula):
+    if not _may_match_hint(formula) or not _HINT.search(formula):
         return ()
     text, limit_steps = _bounded(formula)
     tokens = _tokenise(text)

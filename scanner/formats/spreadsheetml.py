@@ -13,6 +13,13 @@ Three places hold a DDE conversation in an Excel package:
 Worksheets can be very large, so parts are streamed with lxml's iterparse (with the same
 safety settings as package.parse_xml) and pruned behind the cursor, and a part that holds
 no formula element or no character a DDE formula needs is skipped without parsing.
+
+A large sheet is mostly rows that cannot matter: no byte of a bar, a bracket, a character
+reference or a DDE/INITIATE name. Such rows are cut out before the tree is built (see
+_plan_cuts): libxml2 first checks the whole part, with each cut range wrapped in an element
+of its own, which proves the part well-formed and every cut a run of whole elements; then
+only what is left is parsed, with an empty element where each cut was. Whenever that
+cannot give exactly what the full parse gives, the full parse runs instead.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 from lxml import etree
 
@@ -62,14 +70,55 @@ _MAX_ANCESTORS = 12
 _MAX_LISTED_ITEMS = 32
 
 # A part is only worth parsing if it has a formula or DDE element and a character that a
-# DDE formula needs: a bar, a link index bracket, a DDE/INITIATE call, or a character
-# reference that could stand for one of those.
+# DDE formula needs (formulas.may_refer_to_dde): a bar, a link index bracket, a DDE/INITIATE
+# call (any case), or a character reference that could stand for one of those. A comment or
+# a processing instruction is one too: the parser drops it and joins the text either side,
+# so `DD<!---->E(` reads as `DDE(`. ddeItem/ddeLink element names hold "dde" themselves.
 _ELEMENT = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?(?:f|formula[12]?|ddeLink)[\s/>]")
-_HINT = re.compile(rb"[|\[]|&#|(?i:dde|initiate)")
+_ELEMENT_NEEDLES = (b"<f", b":f", b"ddeLink")
+_PREFIX_REACH = 4096
+_BYTE_TRIGGERS = (b"|", b"[")
+_WORD_TRIGGERS = (b"dde", b"initiate")
+_WORD_OVERLAP = max(len(word) for word in _WORD_TRIGGERS) - 1
+_WINDOW = 1 << 18
+# After this many false hits on a pair's rarer second byte, search for the pair itself.
+_PAIR_PROBES = 64
 _RID_NAMESPACES = (
     "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
     "http://purl.oclc.org/ooxml/officeDocument/relationships",
 )
+
+# The element the fast path wraps each cut range in, and leaves in its place. Its name holds
+# "dde", so no cut range (which holds no trigger) can contain a tag of that name.
+_WRAP_OPEN = b"<dde.cut>"
+_WRAP_CLOSE = b"</dde.cut>"
+_MARKER = b"<dde.cut/>"
+_PULL_PIECE = 1 << 16
+_ROW_TAG = re.compile(rb"<((?:[A-Za-z_][\w.\-]*:)?row)[\s/>]")
+_ROW_SEARCH = 1 << 20
+_NAME_END = frozenset(b" \t\r\n/>")
+_LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
+
+
+@dataclass(frozen=True)
+class _FastPath:
+    """When the fast path is tried. Parts under `min_part` bytes parse in milliseconds; a cut
+    under `min_cut` bytes saves less than it costs; cuts must cover `min_share` of the part;
+    more triggers than `base_triggers` plus one per `bytes_per_trigger` bytes of the part
+    leave too little to cut."""
+
+    min_part: int = 32 * 1024
+    min_cut: int = 4 * 1024
+    min_share: float = 0.25
+    base_triggers: int = 4096
+    bytes_per_trigger: int = 1024
+
+
+_TUNING = _FastPath()
+
+
+class _Inexact(Exception):
+    """The fast path cannot give exactly what the full parse gives: run the full parse."""
 
 
 def _local(tag: object) -> str:
@@ -84,11 +133,109 @@ def _rid(element: etree._Element) -> str:
     return ""
 
 
-def _worth_parsing(data: bytes) -> bool:
-    """False only when the part cannot hold a formula or DDE link that ddescan would report."""
-    if not byte_patterns_apply(data):
-        return True
-    return _ELEMENT.search(data) is not None and _HINT.search(data) is not None
+def _find_pair(data: bytes, pair: bytes, start: int, end: int) -> int:
+    """Offset of the first two-byte `pair` that starts in [start, end), or -1.
+
+    The pair's second byte is usually the rarer: a memchr for it and a look at the byte
+    before it, or a search for the pair itself once that byte turns out to be common.
+    """
+    first = pair[0]
+    index = data.find(pair[1:], start + 1, end + 1)
+    probes = 0
+    while index != -1:
+        if data[index - 1] == first:
+            return index - 1
+        probes += 1
+        if probes > _PAIR_PROBES:
+            return data.find(pair, index, end + 1)
+        index = data.find(pair[1:], index + 1, end + 1)
+    return -1
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """One pass over the bytes of an ASCII-compatible XML part.
+
+    `triggers`: sorted offsets where a trigger starts (`|`, `[`, `&#`, DDE or INITIATE in any
+    case), or None when there are more than the fast path can use. `markup`: a `<!` (comment,
+    CDATA section, DOCTYPE); `comment`: a `<!--`; `instruction`: a `<?` other than one at the
+    very start (the XML declaration).
+    """
+
+    triggers: tuple[int, ...] | None
+    markup: bool
+    comment: bool
+    instruction: bool
+
+    @property
+    def hinted(self) -> bool:
+        return self.triggers is None or bool(self.triggers) or self.comment or self.instruction
+
+
+def _survey(data: bytes, ctx: ScanContext) -> _Survey:
+    size = len(data)
+    limit = _TUNING.base_triggers + size // _TUNING.bytes_per_trigger
+    found: list[int] = []
+    for start in range(0, size, _WINDOW):
+        ctx.check_time()
+        end = min(size, start + _WINDOW)
+        for byte in _BYTE_TRIGGERS:
+            index = data.find(byte, start, end)
+            while index != -1 and len(found) <= limit:
+                found.append(index)
+                index = data.find(byte, index + 1, end)
+        index = _find_pair(data, b"&#", start, end)
+        while index != -1 and len(found) <= limit:
+            found.append(index)
+            index = _find_pair(data, b"&#", index + 1, end)
+        # Windows overlap by a word's length, so a word across the seam is found once.
+        lowered = data[start : end + _WORD_OVERLAP].lower()
+        for word in _WORD_TRIGGERS:
+            stop = end - start + len(word) - 1
+            index = lowered.find(word, 0, stop)
+            while index != -1 and len(found) <= limit:
+                found.append(start + index)
+                index = lowered.find(word, index + 1, stop)
+        if len(found) > limit:
+            # The rest is not looked at: markup and instructions are taken to be there.
+            return _Survey(None, True, True, True)
+    markup = _find_pair(data, b"<!", 0, size) != -1
+    lead = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    instruction = _find_pair(data, b"<?", 0, size)
+    if instruction == lead:
+        instruction = _find_pair(data, b"<?", lead + 2, size)
+    return _Survey(
+        tuple(sorted(found)),
+        markup,
+        markup and data.find(b"<!--") != -1,
+        instruction != -1,
+    )
+
+
+def _has_element(data: bytes) -> bool:
+    """Whether _ELEMENT matches anywhere in `data`, without trying it at every "<".
+
+    Every match holds "<f" (unprefixed f, formula...), ":f" (prefixed) or "ddeLink"; the
+    pattern is tried only where those are, from the "<" before them. When that "<" is far
+    off, or there are many misses (a styles part full of <font>), the plain search decides.
+    """
+    for needle in _ELEMENT_NEEDLES:
+        index = data.find(needle)
+        probes = 0
+        while index != -1:
+            if needle == b"<f":
+                start = index
+            else:
+                start = data.rfind(b"<", max(0, index - _PREFIX_REACH), index)
+                if start == -1:
+                    return _ELEMENT.search(data) is not None
+            if _ELEMENT.match(data, start):
+                return True
+            probes += 1
+            if probes > _PAIR_PROBES:
+                return _ELEMENT.search(data) is not None
+            index = data.find(needle, index + 1)
+    return False
 
 
 def _refuse_dtd(data: bytes, what: str) -> None:
@@ -120,22 +267,18 @@ def _prune(element: etree._Element, deep: bool) -> None:
         node = parent
 
 
-def _iter_xml(
-    data: bytes,
+def _walk(
+    events: Iterable[tuple[str, etree._Element]],
     what: str,
-    tags: tuple[str, ...],
     ctx: ScanContext,
-    keep: frozenset[str] = frozenset(),
+    keep: frozenset[str],
 ) -> Iterator[tuple[str, etree._Element]]:
-    """(local name, element) at the end of each element named in `tags` (any namespace).
+    """(local name, element) for each end event, pruning behind the cursor.
 
     Each element is pruned once the caller has handled it, except those named in `keep`,
     which their parent's pruning frees (a row frees its cells); every _CHECK_EVERY events
     the whole path to the root is pruned, so elements no event names cannot pile up.
-    Same safety as package.parse_xml: no entity expansion, no network, no DTD (refused).
     """
-    _refuse_dtd(data, what)
-    events = safe_iterparse(data, [f"{{*}}{tag}" for tag in tags])
     count = 0
     try:
         for _event, element in events:
@@ -152,6 +295,201 @@ def _iter_xml(
                 _prune(element, deep=False)
     except etree.XMLSyntaxError as error:
         raise MalformedInput(f"{what}: not well-formed XML ({error})") from error
+
+
+def _iter_xml(
+    data: bytes,
+    what: str,
+    tags: tuple[str, ...],
+    ctx: ScanContext,
+    keep: frozenset[str] = frozenset(),
+) -> Iterator[tuple[str, etree._Element]]:
+    """(local name, element) at the end of each element named in `tags` (any namespace),
+    pruned as _walk says. Same safety as package.parse_xml: no entity expansion, no network,
+    no DTD (refused)."""
+    _refuse_dtd(data, what)
+    yield from _walk(safe_iterparse(data, [f"{{*}}{tag}" for tag in tags]), what, ctx, keep)
+
+
+def _root_start(data: bytes) -> int:
+    """Offset of the root element's start tag, when only an XML declaration and white space
+    come before it; -1 otherwise."""
+    position = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    if data.startswith(b"<?xml", position):
+        close = data.find(b"?>", position, position + 1024)
+        if close == -1:
+            return -1
+        position = close + 2
+    space = _LEADING_SPACE.match(data, position)
+    position = space.end() if space is not None else position
+    head = data[position : position + 2]
+    if len(head) < 2 or head[:1] != b"<" or head[1:] in b"!?/":
+        return -1
+    return position
+
+
+def _row_start(data: bytes, opening: bytes, start: int, stop: int) -> int:
+    index = data.find(opening, start, stop)
+    while index != -1:
+        after = index + len(opening)
+        if after < len(data) and data[after] in _NAME_END:
+            return index
+        index = data.find(opening, index + 1, stop)
+    return -1
+
+
+def _plan_cuts(data: bytes, survey: _Survey, ctx: ScanContext) -> tuple[tuple[int, int], ...]:
+    """Byte ranges of whole rows that the parse can leave out; () when there are none.
+
+    A range starts at a row's start tag, ends after a row's end tag, and holds no trigger
+    byte, so no formula in it can be reported and it holds no ddeItem/ddeLink element. The
+    part must have no comment, CDATA section, DOCTYPE or processing instruction (so that a
+    range cannot sit inside one), and the whole part, with each range wrapped in an element
+    of its own, must pass libxml2 (_validates): that proves the part well-formed, exactly as
+    the full parse would find it, and each range a run of whole elements.
+    """
+    triggers = survey.triggers
+    size = len(data)
+    if triggers is None or survey.markup or survey.instruction or size < _TUNING.min_part:
+        return ()
+    root = _root_start(data)
+    if root == -1:
+        return ()
+    match = _ROW_TAG.search(data, root + 1, root + _ROW_SEARCH)
+    if match is None:
+        return ()
+    opening = b"<" + match.group(1)
+    closing = b"</" + match.group(1) + b">"
+    cuts: list[tuple[int, int]] = []
+    total = 0
+    # Cuts start after the root's start tag: a wrapper around the root and elements beside
+    # it would hide the "extra content" the full parse refuses. (_validates could not pass
+    # such a cut in a part worth parsing anyway; this keeps it out by construction.)
+    position = root + 1
+    for trigger in (*triggers, size):
+        if trigger < position:
+            continue
+        start = _row_start(data, opening, position, trigger)
+        if start != -1:
+            end = data.rfind(closing, start, trigger)
+            if end != -1 and end + len(closing) - start >= _TUNING.min_cut:
+                cuts.append((start, end + len(closing)))
+                total += end + len(closing) - start
+        if trigger >= size:
+            break
+        # The row holding the trigger is kept: the next cut starts after it ends.
+        end = data.find(closing, trigger)
+        if end == -1:
+            break
+        position = end + len(closing)
+    if not cuts or total < size * _TUNING.min_share:
+        return ()
+    if not _validates(data, cuts, ctx):
+        return ()
+    return tuple(cuts)
+
+
+def _slices(data: bytes, start: int, end: int, size: int, ctx: ScanContext) -> Iterator[bytes]:
+    for offset in range(start, end, size):
+        ctx.check_time()
+        yield data[offset : min(end, offset + size)]
+
+
+def _pieces(
+    data: bytes, cuts: Iterable[tuple[int, int]], wrap: bool, size: int, ctx: ScanContext
+) -> Iterator[bytes]:
+    """The part with each cut between _WRAP_OPEN and _WRAP_CLOSE (`wrap`), or replaced by
+    _MARKER, in slices of at most `size` bytes."""
+    position = 0
+    for start, end in cuts:
+        yield from _slices(data, position, start, size, ctx)
+        if wrap:
+            yield _WRAP_OPEN
+            yield from _slices(data, start, end, size, ctx)
+            yield _WRAP_CLOSE
+        else:
+            yield _MARKER
+        position = end
+    yield from _slices(data, position, len(data), size, ctx)
+
+
+class _Prolog:
+    """Parser target of _validates: it builds nothing and hears only of a DOCTYPE."""
+
+    def __init__(self) -> None:
+        self.doctype_seen = False
+
+    def doctype(self, name: str | None, pubid: str | None, system: str | None) -> None:
+        self.doctype_seen = True
+
+    def close(self) -> None:
+        return None
+
+
+def _validates(data: bytes, cuts: list[tuple[int, int]], ctx: ScanContext) -> bool:
+    """Whether the part, each cut wrapped in a dde.cut element, is well-formed and namespace
+    well-formed XML without a DOCTYPE, to the same libxml2 settings as safe_iterparse.
+
+    If it is, the part itself is (unwrapping a run of whole elements inside the root keeps
+    it so), and so is each cut: no tag in a cut can close the wrapper or open an element of
+    its name, so the wrapper's end tag can only match if the cut closes all it opens and
+    nothing it did not open. A parser with a target builds no tree; it does not fail on
+    namespace errors, which it only logs, so the log is read too. xml:id values are checked
+    (an NCName, unique) as the tree is built, which it is not: a part with one is refused.
+    """
+    if data.find(b"xml:id") != -1:
+        return False
+    target = _Prolog()
+    parser = etree.XMLParser(
+        # The stubs' ParserTarget protocol lists every callback; lxml calls only those the
+        # target has, and each one it has costs a Python call per node.
+        target=cast("etree.ParserTarget[None]", target),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    try:
+        for piece in _pieces(data, cuts, True, _WINDOW, ctx):
+            parser.feed(piece)
+        parser.close()
+    except etree.XMLSyntaxError:
+        return False
+    if target.doctype_seen:
+        return False
+    return all(entry.level < etree.ErrorLevels.ERROR for entry in parser.feed_error_log)
+
+
+def _reduced_events(
+    data: bytes, cuts: tuple[tuple[int, int], ...], tags: tuple[str, ...], ctx: ScanContext
+) -> Iterator[tuple[str, etree._Element]]:
+    """End events of the part with each cut replaced by an empty element, from a pull
+    parser with safe_iterparse's settings (iterparse itself feeds one)."""
+    parser = etree.XMLPullParser(
+        events=("end",),
+        tag=[f"{{*}}{tag}" for tag in tags],
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    for piece in _pieces(data, cuts, False, _PULL_PIECE, ctx):
+        parser.feed(piece)
+        yield from _element_events(parser)
+    parser.close()
+    yield from _element_events(parser)
+
+
+def _element_events(parser: etree.XMLPullParser) -> Iterator[tuple[str, etree._Element]]:
+    for event, element in parser.read_events():
+        if isinstance(element, etree._Element):
+            yield event, element
 
 
 @dataclass(frozen=True)
@@ -361,6 +699,39 @@ class _Scan:
             yield self.link_finding(link, location, steps)
 
     def scan_sheet_part(self, part: str, data: bytes) -> Iterator[ScanItem]:
+        """The formulas and DDE links of a sheet (or any other part of the workbook folder)."""
+        if byte_patterns_apply(data):
+            # Only a part with a formula or DDE element and a trigger can hold anything to
+            # report; it is parsed in full, or with its trigger-free rows cut out.
+            if not _has_element(data):
+                return
+            survey = _survey(data, self.ctx)
+            if not survey.hinted:
+                return
+            cuts = _plan_cuts(data, survey, self.ctx)
+            if cuts:
+                events = _walk(
+                    _reduced_events(data, cuts, _SHEET_TAGS, self.ctx), part, self.ctx, _KEEP
+                )
+                # Collected before anything is yielded, so that the full parse can still
+                # take over with nothing given twice.
+                try:
+                    found = list(self.sheet_items(part, events, exact=False))
+                except (_Inexact, MalformedInput):
+                    pass
+                else:
+                    yield from found
+                    return
+        yield from self.sheet_items(
+            part, _iter_xml(data, part, _SHEET_TAGS, self.ctx, _KEEP), exact=True
+        )
+
+    def sheet_items(
+        self, part: str, events: Iterable[tuple[str, etree._Element]], exact: bool
+    ) -> Iterator[ScanItem]:
+        """Findings from a sheet's end events. Without `exact`, formula elements may be
+        missing from the events (none that could be reported), so a finding that would be
+        located by counting formula elements raises _Inexact."""
         sheet = self.sheet_by_part.get(part.casefold())
         if sheet is not None:
             label = sheet.label
@@ -375,7 +746,7 @@ class _Scan:
         location = self.location(part)
         items: list[_DdeItem] = []
         counter = 0
-        for tag, element in _iter_xml(data, part, _SHEET_TAGS, self.ctx, _KEEP):
+        for tag, element in events:
             if tag == "c" or tag == "row":
                 continue
             if tag == "ddeItem":
@@ -397,15 +768,19 @@ class _Scan:
             placed = _formula_place(element, label, counter)
             if placed is None:
                 continue
-            detail, steps = placed
+            detail, steps, counted = placed
             formula = Formula(element.text or "", location.at(detail), (*base_steps, *steps))
-            yield from self.formula_findings(formula)
+            findings = self.formula_findings(formula)
+            if findings and counted and not exact:
+                raise _Inexact(f"{part}: formula {counter} is located by its position")
+            yield from findings
 
 
 def _formula_place(
     element: etree._Element, label: str, counter: int
-) -> tuple[str, tuple[str, ...]] | None:
-    """Where a formula element sits, and what its attributes mean; None when it has no text."""
+) -> tuple[str, tuple[str, ...], bool] | None:
+    """Where a formula element sits, what its attributes mean, and whether that place is
+    given by `counter` alone; None when it has no text."""
     if not (element.text or "").strip():
         # Shared-formula followers carry no text (the master does), and data-table
         # formulas (t="dataTable") have none: nothing of their own to read.
@@ -426,15 +801,16 @@ def _formula_place(
             break
         name = _local(node.tag)
         if name == "c" and tag == "f":
-            return f"{label}!{node.get('r', '?')}", tuple(steps)
+            return f"{label}!{node.get('r', '?')}", tuple(steps), False
         if name == "cfRule":
             outer = node.getparent()
             sqref = outer.get("sqref", "") if outer is not None else ""
-            return f"{label} conditional formatting {sqref}".rstrip(), tuple(steps)
+            return f"{label} conditional formatting {sqref}".rstrip(), tuple(steps), False
         if name == "dataValidation":
-            return f"{label} data validation {node.get('sqref', '')}".rstrip(), tuple(steps)
+            detail = f"{label} data validation {node.get('sqref', '')}".rstrip()
+            return detail, tuple(steps), False
         node = node.getparent()
-    return f"{label} formula {counter}", tuple(steps)
+    return f"{label} formula {counter}", tuple(steps), True
 
 
 def _link_parts(package: Package, workbook: _Workbook) -> list[str]:
@@ -524,7 +900,6 @@ def scan_workbook(package: Package, main_part: str, ctx: ScanContext) -> Iterato
         def sheet_part(part: str = part) -> Iterator[ScanItem]:
             data = package.read(part)
             yield DecodedStream(StreamLabel.XML_PART, data, state.location(part))
-            if _worth_parsing(data):
-                yield from state.scan_sheet_part(part, data)
+            yield from state.scan_sheet_part(part, data)
 
         yield PartScan(state.location(part), sheet_part)
