@@ -113,6 +113,15 @@ def write_rule(folder: Path, name: str, text: str) -> Path:
 # --- the shipped rules ---------------------------------------------------------------------
 
 
+def test_sylk_rule_reads_expression_fields_not_escaped_text() -> None:
+    head = b"ID;PWXL;N;E\r\nC;Y1;X1;K1\r\n"
+    raw = StreamLabel.RAW_FILE
+    assert "SYLK_DDE_Formula" in match_names(head + b"C;Y2;X1;K0;ECMD|' /C calc'!A0\r\nE", raw)
+    assert "SYLK_DDE_Formula" in match_names(head + b"C;ECMD|' /C calc'!A0\r\nE", raw)
+    assert "SYLK_DDE_Formula" not in match_names(head + b'C;Y2;X1;K"a;;E.g. x|y"\r\nE', raw)
+    assert "SYLK_DDE_Formula" not in match_names(b"C;Y2;X1;K0;ECMD|' /C calc'!A0", raw)
+
+
 def test_shipped_rules_compile_cleanly_with_complete_metadata() -> None:
     ruleset = load_rules(())
     assert ruleset.warnings == ()
