@@ -243,9 +243,6 @@ class _Role(enum.Enum):
     UPR = "upr"
 
 
-_TEXT_ROLES = frozenset({_Role.INSTRUCTION, _Role.RESULT})
-
-
 class _Builder:
     """A field being read; turned into a frozen FieldNode when its group closes."""
 
@@ -312,18 +309,35 @@ def _extract(data: bytes, check: Callable[[], None] | None, *, sparse: bool = Tr
     # only the words that start or flag a field are reported besides destinations.
     reader.want_text = False
     reader.focus = _FOCUS
+    # Outside every instruction and result, a destination only matters for the fields
+    # inside it, so a group with no field word may be passed over whole. Not inside one:
+    # there, the \ud part of a \upr group sends its text back to the instruction or result.
+    reader.inert_groups = True
+    text_frames = 0  # instruction and result frames on the stack
 
     def push(frame: _Frame) -> None:
-        nonlocal truncated
+        nonlocal truncated, text_frames
         if len(frames) < MAX_FRAMES:
             frames.append(frame)
-            reader.want_text = frame.role in _TEXT_ROLES
+            role = frame.role
+            if role is _Role.INSTRUCTION or role is _Role.RESULT:
+                reader.want_text = True
+                text_frames += 1
+                reader.inert_groups = False
+            else:
+                reader.want_text = False
         elif frame.owns_builder:
             truncated = True  # a field nested past every bound: say so rather than drop it
 
     def pop() -> _Frame:
+        nonlocal text_frames
         frame = frames.pop()
-        reader.want_text = frames[-1].role in _TEXT_ROLES
+        role = frames[-1].role
+        reader.want_text = role is _Role.INSTRUCTION or role is _Role.RESULT
+        role = frame.role
+        if role is _Role.INSTRUCTION or role is _Role.RESULT:
+            text_frames -= 1
+            reader.inert_groups = text_frames == 0
         return frame
 
     def start_field(offset: int, depth: int, as_instruction: bool) -> None:

@@ -11,10 +11,13 @@ Two layers, both general (fields today, \\objdata and other destinations later):
   character control words (`\\tab`, `\\lquote`, ...) to their characters, and marks the
   control word that opens a group (the destination) and whether `\\*` made it ignorable.
   A consumer that does not care about a group calls `skip_group()` and the reader jumps to
-  the group's end with one regex pass instead of decoding it.
+  the group's end instead of decoding it.
 
 Everything works on bytes with compiled regexes: one `finditer` alternation yields whole text
-runs, so the cost is per token, never per character.
+runs, so the cost is per token, never per character. A focused walk (see RtfReader) lets the
+regex engine pass over the tokens that cannot matter, and skipped groups are crossed with
+`bytes.find` from brace to brace (`find_group_end`), so picture and object data is never
+lexed; each fast path has a token-by-token reference it is tested against.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import enum
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 # The RTF specification caps a control word at 32 characters and says a reader "must handle
 # an arbitrary string of digits as a legal value". Word reads past both (oletools' rtfobj notes
@@ -62,6 +65,7 @@ _LEXER = re.compile(_TOKEN_PATTERN)
 # Only what changes group nesting: escaped braces and backslashes, \bin (its payload may hold
 # anything), and the braces themselves. Everything else is passed over inside the regex engine.
 _STRUCTURE = re.compile(rb"\\[\\{}]|\\bin(?![A-Za-z])(-?[0-9]+)? ?|([{}])")
+_BIN_WORD = re.compile(rb"\\bin(?![A-Za-z])(-?[0-9]+)? ?")
 
 
 class TokenKind(enum.Enum):
@@ -155,8 +159,198 @@ def find_group_end(data: bytes, pos: int) -> tuple[int, bool]:
     (len(data), False) when the input ends first.
 
     Agrees with `iter_tokens` on what is structure: escaped braces are text and `\\bin`
-    payloads are skipped unread, so a crafted payload cannot unbalance the walk.
+    payloads are skipped unread, so a crafted payload cannot unbalance the walk. `pos` is
+    taken to be where a token starts.
+
+    Only braces and `\\bin` matter, and `bytes.find` jumps to each (picture and object data
+    between them is never looked at from Python). Whether a brace or a `\\bin` is escaped
+    follows from the run of backslashes just before it: from a token start, such a run lexes
+    as `\\\\` pairs, so an odd run escapes what follows it (a `\\bin` written right
+    after an odd run is text). `find_group_end_reference` is the token-by-token definition.
     """
+    size = len(data)
+    find = data.find
+    base = max(pos, 0)  # a token start: runs of backslashes are counted back to here
+    depth = 1
+    # The next "}", and the next "{" and "\\bin" before it (-1: none before it). Each search
+    # starts where the last one of its kind stopped, so the whole walk reads the input once.
+    close = find(b"}", base)
+    if close < 0:
+        return size, False
+    opening = find(b"{", base, close)
+    binary = find(b"\\bin", base, close)
+    while True:
+        if binary >= 0 and (opening < 0 or binary < opening):
+            at = binary
+            match = None if _escaped(data, at, base) else _BIN_WORD.match(data, at)
+            if match is None:
+                binary = find(b"\\bin", at + 1, close)
+                continue
+            raw = match.group(1)
+            length = max(parse_param(raw), 0) if raw is not None else 0
+            base = min(match.end() + length, size)
+            if close < base:
+                close = find(b"}", base)
+                if close < 0:
+                    return size, False
+            opening = find(b"{", base, close)
+            binary = find(b"\\bin", base, close)
+            continue
+        if opening >= 0:
+            at = opening
+            opening = find(b"{", at + 1, close)
+        else:
+            at = close
+            close = find(b"}", at + 1)
+            if close >= 0:
+                opening = find(b"{", at + 1, close)
+                binary = find(b"\\bin", at + 1, close)
+        # \\{ and \\} are text.
+        if not (at > base and data[at - 1] == 92 and _escaped(data, at, base)):
+            if data[at] == 123:
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    return at + 1, True
+        if close < 0:
+            return size, False  # no "}" left: the group cannot close
+
+
+def _escaped(data: bytes, at: int, base: int) -> bool:
+    """Is the byte at `at` the second of a control symbol (`\\{`, `\\}`, `\\\\`), lexing
+    from the token start `base`? Only when an odd run of backslashes comes right before it."""
+    run = at
+    while run > base and data[run - 1] == 92:
+        run -= 1
+    return (at - run) % 2 == 1
+
+
+def open_groups(
+    data: bytes,
+    start: int,
+    stop: int,
+    max_open: int,
+    check: Callable[[], None] | None = None,
+    *,
+    first_only: bool = False,
+) -> tuple[list[int], int]:
+    """Lex the structure of `data` from the token start `start` towards `stop`, as
+    `find_group_end` does: the offsets of the "{" still open where the walk ended (a "}"
+    that closes a group opened before `start` is passed over) and that end, `reached`.
+
+    Every group start in [start, reached) is either listed or closed before `reached`.
+    `reached` is `stop`, or past it when a `\\bin` payload crosses it, or the "{" that would
+    have made more than `max_open` groups open (the walk stops there), or the input's end.
+    `first_only`: `start` is a "{"; stop just past its "}" if it comes first (then nothing
+    is listed).
+    """
+    size = len(data)
+    find = data.find
+    base = max(start, 0)  # a token start: runs of backslashes are counted back to here
+    stop = min(stop, size)
+    opened: list[int] = []
+    countdown = _CHECK_EVERY
+    # As in find_group_end: the next "}" (or `stop`), and the next "{" and "\\bin" before it.
+    close = find(b"}", base, stop)
+    if close < 0:
+        close = stop
+    opening = find(b"{", base, close)
+    binary = find(b"\\bin", base, close)
+    while True:
+        countdown -= 1
+        if countdown == 0:
+            countdown = _CHECK_EVERY
+            if check is not None:
+                check()
+        if binary >= 0 and (opening < 0 or binary < opening):
+            at = binary
+            match = None if _escaped(data, at, base) else _BIN_WORD.match(data, at)
+            if match is None:
+                binary = find(b"\\bin", at + 1, close)
+                continue
+            raw = match.group(1)
+            length = max(parse_param(raw), 0) if raw is not None else 0
+            base = min(match.end() + length, size)
+            if base >= stop:
+                return opened, base
+            if close < base:
+                close = find(b"}", base, stop)
+                if close < 0:
+                    close = stop
+            opening = find(b"{", base, close)
+            binary = find(b"\\bin", base, close)
+            continue
+        if opening >= 0:
+            at = opening
+            opening = find(b"{", at + 1, close)
+            if not _escaped(data, at, base):
+                if len(opened) >= max_open:
+                    return opened, at
+                opened.append(at)
+            continue
+        at = close
+        if at >= stop:
+            return opened, stop
+        close = find(b"}", at + 1, stop)
+        if close < 0:
+            close = stop
+        opening = find(b"{", at + 1, close)
+        binary = find(b"\\bin", at + 1, close)
+        if opened and not _escaped(data, at, base):
+            opened.pop()
+            if first_only and not opened:
+                return opened, at + 1
+
+
+def _first_word_at(
+    data: bytes, needle: bytes, start: int, stop: int, check: Callable[[], None] | None
+) -> int:
+    """The first offset in [start, stop) where `needle` (a backslash and a control word's
+    letters) lexes as that control word, counting backslash runs from the token start
+    `start`; -1 if none. Exact only while no `\\bin` payload lies between `start` and it."""
+    find = data.find
+    end = len(needle)
+    countdown = _CHECK_EVERY
+    at = find(needle, start)
+    while 0 <= at < stop:
+        countdown -= 1
+        if countdown == 0:
+            countdown = _CHECK_EVERY
+            if check is not None:
+                check()
+        run = at
+        while run > start and data[run - 1] == 92:
+            run -= 1
+        follower = data[at + end : at + end + 1]
+        if (at - run) % 2 == 0 and not follower.isalpha():
+            return at
+        at = find(needle, at + 1)
+    return -1
+
+
+def may_hold_word(data: bytes, name: str, check: Callable[[], None] | None = None) -> bool:
+    """Could lexing `data` from its start yield the control word `name`? False only when
+    certain, at the cost of a few substring searches: the text "\\\\objdata" (an escaped
+    backslash, then letters) or "\\objdatax" is no `\\objdata`.
+
+    Sound because, from a token start, a run of backslashes lexes as `\\\\` pairs: the
+    backslash of an occurrence starts a token exactly when an even number of backslashes
+    comes right before it. Only a `\\bin` payload can shift that; so when a real `\\bin`
+    comes before the last occurrence, the answer is True.
+    """
+    needle = b"\\" + name.encode("ascii")
+    last = data.rfind(needle)
+    if last < 0:
+        return False
+    if _first_word_at(data, needle, 0, len(data), check) >= 0:
+        return True
+    return _first_word_at(data, b"\\bin", 0, last, check) >= 0
+
+
+def find_group_end_reference(data: bytes, pos: int) -> tuple[int, bool]:
+    """`find_group_end` token by token, with one regex: the reference the fast version is
+    tested against."""
     depth = 1
     size = len(data)
     while pos < size:
@@ -348,11 +542,9 @@ class Focus(NamedTuple):
     destinations: frozenset[str] = frozenset()
 
 
-class _GroupState(NamedTuple):
-    uc: int
-    font: int
-    fonttbl: bool
-    watched: bool
+# The character state a group restores when it ends: (uc, font, fonttbl, watched). A plain
+# tuple: one is made per group, and a NamedTuple's constructor is Python code.
+_GroupState = tuple[int, int, bool, bool]
 
 
 # For each lexer group number: the group whose start, less the given count, is where the
@@ -360,47 +552,98 @@ class _GroupState(NamedTuple):
 _TOKEN_START = ((0, 0), (1, 0), (2, 1), (2, 1), (4, 2), (5, 1), (6, 0), (7, 0))
 
 
+_Trie: TypeAlias = "dict[int, _Trie]"
+
+
 def _alternation(names: Iterable[str]) -> bytes:
-    ordered = sorted(set(names), key=len, reverse=True)
-    return b"|".join(re.escape(name.encode("ascii")) for name in ordered)
+    """A regex matching exactly the given names, as a trie: the engine tries one branch per
+    letter instead of every name in turn (the destination list has some two hundred)."""
+    trie: _Trie = {}
+    for name in set(names):
+        node = trie
+        for byte in name.encode("ascii"):
+            node = node.setdefault(byte, {})
+        node[-1] = {}  # a name ends here
+
+    def emit(node: _Trie) -> bytes:
+        branches = [
+            re.escape(bytes((byte,))) + emit(child)
+            for byte, child in sorted(node.items())
+            if byte >= 0
+        ]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        return b"(?:" + body + b")?" if -1 in node else body
+
+    return emit(trie)
+
+
+# Put after a backslash: the control it starts may be the first of its group, reached with
+# nothing but "{", "\\*" and line breaks before it. Such a control must reach the lexer
+# proper, which tracks that; one preceded by anything else may be passed over. Fixed-width
+# lookbehinds see up to two line breaks; behind more, the control is taken as possibly first
+# (it is then lexed, never skipped).
+_NOT_FIRST = rb"(?:(?<![{*\r\n]\\)|(?<=[^{*\r\n][\r\n]\\)|(?<=[^{*\r\n][\r\n][\r\n]\\))"
+
+# After a backslash: the control symbols that stand for a character (SPECIAL_SYMBOLS). They
+# are never reported as controls.
+_CHARACTER_SYMBOL = rb"[\\{}~\-_:\r\n]"
+
+# After a backslash: the rest of a control word, name and parameter.
+_WORD_REST = rb"[A-Za-z]++(?:-?[0-9]++)?+ ?+"
+
+
+def _sparse_lexer(focus: Focus) -> re.Pattern[bytes]:
+    return _structure_lexer(focus.words, focus.destinations)
 
 
 # Compiled once per focus (the readers of a process use one or two): building and compiling
-# this pattern costs about a millisecond, more than lexing a small document.
+# this pattern costs a few milliseconds, more than lexing a small document.
 @functools.lru_cache(maxsize=8)
-def _sparse_lexer(focus: Focus) -> re.Pattern[bytes]:
+def _structure_lexer(
+    focus_words: frozenset[str], destinations: frozenset[str]
+) -> re.Pattern[bytes]:
     """The lexer, preceded by a possessive skip over whole tokens that cannot matter when
     text is not wanted, so that the regex engine, not Python, passes over them:
 
-    * text runs, \\'hh, and control symbols other than \\*;
-    * control words that neither change the reader's state nor are focus words; a word
-      right after "{", "*" or a line break is never skipped, so a group's leading word
-      always reaches the lexer proper;
+    * text runs, \\'hh, and control symbols that stand for a character;
+    * other control symbols (but \\*) and control words that neither change the reader's
+      state nor are focus words, unless they may be the first of their group (see
+      `_NOT_FIRST`): a group's leading control always reaches the lexer proper;
     * whole groups with no group inside whose leading word is no focus destination and
       that hold no \\*-destination, \\bin, focus word or document-wide state word: all
       character state is scoped to its group, so such a group changes nothing outside.
 
     Only whole tokens are skipped, so token boundaries, and every reported event, are
-    those of the full lexer.
+    those of the full lexer. (Groups with groups inside are passed over from Python, see
+    RtfReader.inert_groups.)
     """
-    words = _alternation({*_STATE_WORDS, "bin", "u", *focus.words})
-    blocking = _alternation({*_GLOBAL_WORDS, "bin", *focus.words})
-    leading = _alternation({*focus.destinations, *focus.words, "bin", *_GLOBAL_WORDS})
-    flat_group = (
-        rb"\{(?![\r\n]*\\\*)[\r\n]*(?!\\(?:" + leading + rb")(?![A-Za-z]))"
-        rb"(?:[^\\{}]++|\\[^A-Za-z]"
-        rb"|\\(?!(?:" + blocking + rb")(?![A-Za-z]))[A-Za-z]++(?:-?[0-9]++)?+ ?+)*+\}"
+    words = _alternation({*_STATE_WORDS, "bin", "u", *focus_words})
+    blocking = _alternation({*_GLOBAL_WORDS, "bin", *focus_words})
+    leading = _alternation({*destinations, *focus_words, "bin", *_GLOBAL_WORDS})
+    group = (
+        rb"\{(?![\r\n]*\\\*)[\r\n]*(?!\\" + leading + rb"(?![A-Za-z]))"
+        rb"(?:[^\\{}]++|\\(?:(?!" + blocking + rb"(?![A-Za-z]))" + _WORD_REST + rb"|[^A-Za-z]))*+"
+        rb"\}"
     )
-    skip = (
-        rb"[^\\{}]++"
-        rb"|\\'[0-9A-Fa-f]{1,2}+"
-        rb"|\\[^A-Za-z*]"
-        rb"|(?<![{*\r\n])\\(?!(?:" + words + rb")(?![A-Za-z]))[A-Za-z]++(?:-?[0-9]++)?+ ?+"
-        rb"|" + flat_group
+    # The alternatives after a backslash come most frequent first.
+    after_backslash = (
+        _NOT_FIRST + rb"(?!" + words + rb"(?![A-Za-z]))" + _WORD_REST,
+        rb"'[0-9A-Fa-f]{1,2}+",
+        _CHARACTER_SYMBOL,
+        _NOT_FIRST + rb"[^A-Za-z*]",
     )
+    skip = rb"[^\\{}]++|\\(?:" + b"|".join(after_backslash) + rb")|" + group
     # "\Z": when nothing but skippable tokens is left, match them all at once rather than
     # let finditer retry from every later position.
     return re.compile(rb"(?:" + skip + rb")*+(?:" + _TOKEN_PATTERN + rb"|\Z)")
+
+
+@functools.lru_cache(maxsize=8)
+def _blocking_words(focus: Focus) -> re.Pattern[bytes]:
+    """What keeps a group from being inert: a focus word or a document-wide state word."""
+    return re.compile(rb"\\" + _alternation({*focus.words, *_GLOBAL_WORDS}) + rb"(?![A-Za-z])")
 
 
 class RtfReader:
@@ -414,7 +657,14 @@ class RtfReader:
     `want_text` (False: text is neither decoded nor reported). Both may be changed while
     iterating, e.g. to read text only inside the destinations of interest. When text is not
     wanted and a focus is set, the reader passes over everything else inside the regex
-    engine; the reported events are the same as with a full walk.
+    engine; the reported events are the same as with a full walk (`allow_sparse = False`).
+    Pieces of text that only unreported group boundaries separate arrive as one TEXT event.
+
+    `inert_groups` (also changeable while iterating) says that the consumer cares about
+    destinations only as the context of focus words: then, when text is not wanted, a group
+    that holds no focus word and no document-wide state word at any depth is passed over
+    unreported, destinations and all (all character state is scoped to its group, so the
+    walk after it is unchanged), by jumping from brace to brace with `bytes.find`.
     """
 
     def __init__(self, data: bytes, check: Callable[[], None] | None = None) -> None:
@@ -427,6 +677,10 @@ class RtfReader:
         self._font_codecs: dict[int, str] = {}
         self._focus: Focus | None = None
         self._sparse: re.Pattern[bytes] | None = None
+        self.inert_groups = False
+        self._inert_until = -1  # groups starting before this are known inert or not
+        self._inert_open: frozenset[int] | None = frozenset()  # ... but these (None: all)
+        self._blocked_at = -1  # the first blocking word at or after some offset
         self.want_text = True
         self.allow_sparse = True
 
@@ -438,6 +692,44 @@ class RtfReader:
     def focus(self, focus: Focus | None) -> None:
         self._focus = focus
         self._sparse = None if focus is None else _sparse_lexer(focus)
+        self._inert_until = -1
+        self._blocked_at = -1
+
+    def _inert_group_end(self, start: int) -> int:
+        """Where the group opening at `start` ends, if it may be passed over whole (see
+        RtfReader.inert_groups); else -1.
+
+        A group is inert when it closes before the next blocking word (a focus word or a
+        document-wide state word, found as a substring: an escaped one only costs a missed
+        skip). The brace walk that finds a group holding that word goes on to it and keeps
+        the groups still open there: they hold it too, and every other group that starts
+        before it closes before it. So no walk is repeated but for inert groups, once each
+        (the document is walked about twice at most).
+        """
+        data = self._data
+        if start < self._inert_until:
+            if self._inert_open is None or start in self._inert_open:
+                return -1
+            end, closed = find_group_end(data, start + 1)
+            return end if closed else -1
+        blocked = self._blocked_at
+        if blocked < start:
+            assert self._focus is not None
+            found = _blocking_words(self._focus).search(data, start)
+            blocked = self._blocked_at = len(data) if found is None else found.start()
+        if data.find(b"}", start, blocked) < 0:
+            # No "}" before the blocking word: every group opened up to it holds it.
+            self._inert_open = None
+            self._inert_until = blocked
+            return -1
+        opened, reached = open_groups(
+            data, start, blocked, MAX_TRACKED_DEPTH, self._check, first_only=True
+        )
+        if not opened:
+            return reached  # closed before the blocking word
+        self._inert_open = frozenset(opened)
+        self._inert_until = reached
+        return -1
 
     @property
     def codec(self) -> str:
@@ -458,9 +750,14 @@ class RtfReader:
             font = self._default_font
         return self._font_codecs.get(font) or self.codec
 
-    def _sparse_now(self, skip: int, suppress_depth: int) -> re.Pattern[bytes] | None:
-        """The structure-only lexer, when it may be used from here on."""
-        if self.want_text or skip or suppress_depth or not self.allow_sparse:
+    def _sparse_now(
+        self, skip: int, suppress_depth: int, fonttbl: bool
+    ) -> re.Pattern[bytes] | None:
+        """The structure-only lexer, when it may be used from here on: only with a focus and
+        no text wanted, and not while \\uN fallback characters are counted, nor in a font
+        table (there a `\\fN` in a group sets the font that a later `\\fcharsetN`
+        describes, so no group may be passed over)."""
+        if self.want_text or skip or suppress_depth or fonttbl or not self.allow_sparse:
             return None
         return self._sparse
 
@@ -489,6 +786,8 @@ class RtfReader:
         pending_bytes: list[bytes] = []  # text not yet decoded
         pending_text: list[str] = []  # text decoded, not yet reported
         pending_offset = -1
+        sealed: list[str] = []  # finished pieces of text, not yet reported
+        sealed_offset = -1
         countdown = _CHECK_EVERY
 
         def take_text() -> str:
@@ -505,8 +804,20 @@ class RtfReader:
             pending_offset = -1
             return text
 
+        def seal() -> None:
+            # What is pending becomes a finished piece of text (decoded, surrogates paired),
+            # reported with the next event: group boundaries that are not reported do not
+            # split TEXT events, but no character is ever made across them.
+            nonlocal sealed_offset
+            offset = pending_offset
+            text = take_text()
+            if text:
+                if not sealed:
+                    sealed_offset = offset
+                sealed.append(text)
+
         pos = 0
-        lexer = self._sparse_now(0, 0) or _LEXER
+        lexer = self._sparse_now(0, 0, False) or _LEXER
         while pos < size:
             resume = -1
             skipping = False
@@ -534,7 +845,10 @@ class RtfReader:
                         # count as one, and a brace ends the fallback early.
                         if len(raw) <= skip:
                             skip -= len(raw)
-                            if not skip and self._sparse_now(0, suppress_depth) is not None:
+                            if (
+                                not skip
+                                and self._sparse_now(0, suppress_depth, fonttbl) is not None
+                            ):
                                 resume = match.end()
                                 break
                             continue
@@ -571,10 +885,11 @@ class RtfReader:
                         focus = self._focus
                         if not suppress_depth and (focus is None or "bin" in focus.words):
                             if pending_offset >= 0:
-                                offset = pending_offset
-                                text = take_text()
-                                if text:
-                                    yield Event(EventKind.TEXT, offset, depth, text=text)
+                                seal()
+                            if sealed:
+                                text = "".join(sealed)
+                                sealed.clear()
+                                yield Event(EventKind.TEXT, sealed_offset, depth, text=text)
                             yield Event(
                                 EventKind.BINARY,
                                 match.start(2) - 1,
@@ -586,7 +901,7 @@ class RtfReader:
                         break
                     if skip:
                         skip -= 1
-                        if not skip and self._sparse_now(0, suppress_depth) is not None:
+                        if not skip and self._sparse_now(0, suppress_depth, fonttbl) is not None:
                             resume = match.end()
                             break
                         continue
@@ -599,7 +914,7 @@ class RtfReader:
                 elif index == 4 or index == 5:
                     if skip:
                         skip -= 1
-                        if not skip and self._sparse_now(0, suppress_depth) is not None:
+                        if not skip and self._sparse_now(0, suppress_depth, fonttbl) is not None:
                             resume = match.end()
                             break
                         continue
@@ -620,22 +935,30 @@ class RtfReader:
                     star = False
                     fresh = True
                     if pending_offset >= 0:
-                        offset = pending_offset
-                        text = take_text()
-                        if text:
-                            yield Event(EventKind.TEXT, offset, depth, text=text)
+                        seal()
+                    if lexer is self._sparse and self.inert_groups:
+                        end = self._inert_group_end(match.start(6))
+                        if end >= 0:
+                            # Nothing in the group is reported and nothing in it outlives it.
+                            fresh = False
+                            resume = end
+                            break
                     depth += 1
                     if depth <= MAX_TRACKED_DEPTH:
-                        stack.append(_GroupState(uc, font, fonttbl, watched))
+                        stack.append((uc, font, fonttbl, watched))
                     watched = False
                     if not suppress_depth and self._focus is None:
+                        if sealed:
+                            text = "".join(sealed)
+                            sealed.clear()
+                            yield Event(EventKind.TEXT, sealed_offset, depth - 1, text=text)
                         self._skip_requested = False
                         yield Event(EventKind.GROUP_START, match.start(6), depth)
                         if self._skip_requested:
                             resume = match.end()
                             skipping = True
                             break
-                        if self._sparse_now(skip, suppress_depth) is not (
+                        if self._sparse_now(skip, suppress_depth, fonttbl) is not (
                             None if lexer is _LEXER else lexer
                         ):
                             resume = match.end()
@@ -649,23 +972,26 @@ class RtfReader:
                     if depth == 0:
                         continue  # a "}" with no group open: ignored
                     if pending_offset >= 0:
-                        offset = pending_offset
-                        text = take_text()
-                        if text:
-                            yield Event(EventKind.TEXT, offset, depth, text=text)
+                        seal()
                     reported = False
                     if not suppress_depth or suppress_depth == depth:
                         reported = suppress_depth != 0
                         suppress_depth = 0
                         if self._focus is None or watched or depth > MAX_TRACKED_DEPTH:
                             reported = True
+                            if sealed:
+                                text = "".join(sealed)
+                                sealed.clear()
+                                yield Event(EventKind.TEXT, sealed_offset, depth, text=text)
                             yield Event(EventKind.GROUP_END, match.start(7), depth)
+                    if fonttbl:
+                        restarted = True  # a font table may end here
                     if depth <= MAX_TRACKED_DEPTH:
                         uc, font, fonttbl, watched = stack.pop()
                     depth -= 1
-                    if (reported or restarted) and self._sparse_now(0, suppress_depth) is not (
-                        None if lexer is _LEXER else lexer
-                    ):
+                    if (reported or restarted) and self._sparse_now(
+                        0, suppress_depth, fonttbl
+                    ) is not (None if lexer is _LEXER else lexer):
                         resume = match.end()
                         break
                     continue
@@ -740,13 +1066,17 @@ class RtfReader:
                 if focus is not None and not (
                     name in focus.words or (leading and (ignorable or name in focus.destinations))
                 ):
+                    if fonttbl and lexer is not _LEXER:
+                        resume = match.end()  # a font table starts: read it token by token
+                        break
                     continue
                 watched = True
                 if pending_offset >= 0:
-                    offset = pending_offset
-                    text = take_text()
-                    if text:
-                        yield Event(EventKind.TEXT, offset, depth, text=text)
+                    seal()
+                if sealed:
+                    text = "".join(sealed)
+                    sealed.clear()
+                    yield Event(EventKind.TEXT, sealed_offset, depth, text=text)
                 self._skip_requested = False
                 group, back = token_start[index]
                 yield Event(
@@ -766,7 +1096,7 @@ class RtfReader:
                         skipping = True
                     resume = match.end()
                     break
-                if self._sparse_now(skip, suppress_depth) is not (
+                if self._sparse_now(skip, suppress_depth, fonttbl) is not (
                     None if lexer is _LEXER else lexer
                 ):
                     resume = match.end()
@@ -777,7 +1107,10 @@ class RtfReader:
             if skipping:
                 # The consumer skipped the current group: jump past its closing brace.
                 self._skip_requested = False
-                resume, closed = find_group_end(data, resume)
+                if self.allow_sparse:
+                    resume, closed = find_group_end(data, resume)
+                else:
+                    resume, closed = find_group_end_reference(data, resume)
                 yield Event(EventKind.GROUP_END, resume - 1 if closed else resume, depth)
                 if depth <= MAX_TRACKED_DEPTH:
                     uc, font, fonttbl, watched = stack.pop()
@@ -785,20 +1118,19 @@ class RtfReader:
                 skip = 0
                 fresh = False
             pos = resume
-            lexer = self._sparse_now(skip, suppress_depth) or _LEXER
+            lexer = self._sparse_now(skip, suppress_depth, fonttbl) or _LEXER
 
         if pending_offset >= 0:
-            offset = pending_offset
-            text = take_text()
-            if text and not suppress_depth:
-                yield Event(EventKind.TEXT, offset, depth, text=text)
+            seal()
+        if sealed and not suppress_depth:
+            yield Event(EventKind.TEXT, sealed_offset, depth, text="".join(sealed))
         while depth > 0:
             if not suppress_depth or suppress_depth == depth:
                 suppress_depth = 0
                 if self._focus is None or watched or depth > MAX_TRACKED_DEPTH:
                     yield Event(EventKind.GROUP_END, size, depth)
             if depth <= MAX_TRACKED_DEPTH and stack:
-                watched = stack.pop().watched
+                watched = stack.pop()[3]
             depth -= 1
 
 

@@ -37,7 +37,15 @@ from scanner.equation import ObjectContext, scan_object_bytes
 from scanner.errors import LimitExceeded
 from scanner.formats.base import PartScan, ScanContext, ScanItem
 from scanner.formats.embedded import embedded_documents
-from scanner.formats.rtf_tokens import TokenKind, find_group_end, iter_tokens, parse_param
+from scanner.formats.rtf_tokens import (
+    MAX_WORD_LETTERS,
+    TokenKind,
+    find_group_end,
+    find_group_end_reference,
+    iter_tokens,
+    may_hold_word,
+    parse_param,
+)
 from scanner.model import Location
 
 # Bounds against crafted files.
@@ -53,6 +61,18 @@ _STRUCTURE = re.compile(
     rb"|\\bin(?![A-Za-z])(-?[0-9]+)? ?"
     rb"|\\(objdata|objclass|objupdate|object)(?![A-Za-z])(?:-?[0-9]+)? ?"
     rb"|([{}])"
+)
+
+# The tokens of iter_tokens, but a text run takes in line breaks (hex data is written in
+# lines): a run of nothing but line breaks is no token at all, as for iter_tokens.
+_DATA_TOKENS = re.compile(
+    rb"([^\\{}]+)"  # 1: text and line breaks
+    rb"|\\([A-Za-z]+)(-?[0-9]+)? ?"  # 2, 3: control word, parameter
+    rb"|\\'([0-9A-Fa-f]{1,2})"  # 4: \'hh
+    rb"|\\([^A-Za-z])"  # 5: control symbol
+    rb"|(\{)"  # 6
+    rb"|(\})"  # 7
+    rb"|\\"  # a backslash as the last byte
 )
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
@@ -134,8 +154,16 @@ class _Found:
 class _Decoder:
     """Decodes the rest of one `\\objdata` group, `data[start:end]`, the way Word does."""
 
-    def __init__(self, data: bytes, start: int, end: int, check: Callable[[], None] | None):
+    def __init__(
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        check: Callable[[], None] | None,
+        group_end: Callable[[bytes, int], tuple[int, bool]] = find_group_end,
+    ):
         self.data = data
+        self.group_end = group_end
         self.start = start
         self.end = end
         self.check = check
@@ -156,6 +184,88 @@ class _Decoder:
             self.dropped_before_escape += 1
 
     def run(self) -> None:
+        """`run_reference`, with hex text taken a whole run at a time (line breaks and all)
+        rather than token by token."""
+        data, end = self.data, self.end
+        check = self.check
+        pos = self.start
+        level = 0  # nesting inside the \objdata group
+        fresh = False  # the previous token opened a group
+        group_start = pos
+        count = 0
+        while pos < end:
+            restart = False
+            for match in _DATA_TOKENS.finditer(data, pos, end):
+                index = match.lastindex
+                if index == 1:
+                    run = match.group(1)
+                    if not run.strip(b"\r\n"):
+                        continue  # line breaks only: no token
+                    fresh = False
+                    self.digits += run.translate(None, _NOT_HEX)
+                    if not self.non_hex and run.translate(None, _HEX_AND_SPACE):
+                        self.non_hex = True
+                    continue
+                if index is None:
+                    continue
+                count += 1
+                if check is not None and count % _CHECK_EVERY == 0:
+                    check()
+                if index == 6:
+                    level += 1
+                    fresh = True
+                    group_start = match.end()
+                    continue
+                opened, fresh = fresh, False
+                if index == 7:
+                    level = max(level - 1, 0)
+                elif index == 4:
+                    self._hex_escape()
+                elif index == 5:
+                    symbol = match.group(5)
+                    if symbol == b"'":
+                        self._hex_escape()
+                    elif symbol == b"*" and opened and level > 0:
+                        # {\*\keycode ...}: an ignorable destination, skipped whole.
+                        pos, _ = self.group_end(data, group_start)
+                        pos = min(pos, end)
+                        self.skipped_groups.append(self._label(group_start))
+                        level -= 1
+                        restart = True
+                        break
+                    else:
+                        self.symbols += 1
+                else:
+                    name = match.group(2)[:MAX_WORD_LETTERS].decode("ascii")
+                    if name == "bin":
+                        raw = match.group(3)
+                        length = max(parse_param(raw), 0) if raw is not None else 0
+                        pos = min(match.end() + length, end)
+                        self.binaries += 1
+                        self.binary_bytes += pos - match.end()
+                        self.digits += data[match.end() : pos].hex().encode("ascii")
+                        restart = True
+                        break
+                    if name in DESTINATION_WORDS:
+                        if level == 0:
+                            # A new destination at the level of \objdata ends the data.
+                            self.ended_by = name
+                            return
+                        pos, _ = self.group_end(data, match.end())
+                        pos = min(pos, end)
+                        if opened:
+                            self.skipped_groups.append(self._label(group_start))
+                        else:
+                            self.redirected_groups += 1
+                        level -= 1
+                        restart = True
+                        break
+                    self.words += 1
+            if not restart:
+                return
+
+    def run_reference(self) -> None:
+        """The decoding, token by token: the reference `run` is tested against."""
         data, end = self.data, self.end
         pos = self.start
         level = 0  # nesting inside the \objdata group
@@ -192,7 +302,7 @@ class _Decoder:
                         self._hex_escape()
                     elif token.name == "*" and opened and level > 0:
                         # {\*\keycode ...}: an ignorable destination, skipped whole.
-                        pos, _ = find_group_end(data, group_start)
+                        pos, _ = self.group_end(data, group_start)
                         pos = min(pos, end)
                         self.skipped_groups.append(self._label(group_start))
                         level -= 1
@@ -206,7 +316,7 @@ class _Decoder:
                             # A new destination at the level of \objdata ends the data.
                             self.ended_by = token.name
                             return
-                        pos, _ = find_group_end(data, token.end)
+                        pos, _ = self.group_end(data, token.end)
                         pos = min(pos, end)
                         if opened:
                             self.skipped_groups.append(self._label(group_start))
@@ -279,8 +389,19 @@ def _class_text(data: bytes, start: int, end: int) -> str:
     return "".join(pieces)[:MAX_CLASS_CHARS].strip()
 
 
-def extract_objects(data: bytes, check: Callable[[], None] | None = None) -> RtfObjects:
-    """Every `\\objdata` of an RTF document, decoded as Word decodes it, in document order."""
+def extract_objects(
+    data: bytes, check: Callable[[], None] | None = None, *, fast: bool = True
+) -> RtfObjects:
+    """Every `\\objdata` of an RTF document, decoded as Word decodes it, in document order.
+
+    `fast`: first ask `may_hold_word` whether the document holds a `\\objdata` control word
+    at all (a text that only mentions it, like the RTF specification, is not read); False
+    reads every document the long way, token by token (the reference the fast paths are
+    tested against).
+    """
+    if fast and not may_hold_word(data, "objdata", check):
+        return RtfObjects((), False)
+    group_end = find_group_end if fast else find_group_end_reference
     found: list[_Found] = []
     groups: list[_ObjectGroup] = []
     depth = 0
@@ -319,7 +440,7 @@ def extract_objects(data: bytes, check: Callable[[], None] | None = None) -> Rtf
                 if groups:
                     groups[-1].update = True
             elif word in (b"objclass", b"objdata"):
-                end, closed = find_group_end(data, match.end())
+                end, closed = group_end(data, match.end())
                 content_end = end - 1 if closed else end
                 group = groups[-1] if groups else None
                 if word == b"objclass":
@@ -328,8 +449,11 @@ def extract_objects(data: bytes, check: Callable[[], None] | None = None) -> Rtf
                 elif len(found) >= MAX_OBJECTS:
                     truncated = True
                 else:
-                    decoder = _Decoder(data, match.end(), content_end, check)
-                    decoder.run()
+                    decoder = _Decoder(data, match.end(), content_end, check, group_end)
+                    if fast:
+                        decoder.run()
+                    else:
+                        decoder.run_reference()
                     decoded, steps = decoder.result()
                     if not _at_group_start(data, match.start()):
                         steps = ("\\objdata is not the first word of its group", *steps)
@@ -400,12 +524,10 @@ def rtf_object_scans(data: bytes, ctx: ScanContext) -> Iterator[ScanItem]:
     """The embedded objects of an RTF document, each in a PartScan of its own.
 
     Objects are read whether or not the document has fields; a document with no
-    `\\objdata` costs one substring search.
+    `\\objdata` control word costs a few substring searches.
     """
 
     def run() -> Iterator[ScanItem]:
-        if b"\\objdata" not in data:
-            return
         found = extract_objects(data, ctx.check_time)
         for obj in found.objects:
             location = ctx.location.at(f"object {obj.index} (\\objdata at byte {obj.offset})")
