@@ -53,12 +53,16 @@ rule Excel_DDE_Link
     strings:
         $pair = /[A-Za-z0-9_.]{1,64}\|'/
         $ddelink = /<([A-Za-z0-9_]{1,16}:)?ddeLink[ \t\r\n][^>]{0,512}ddeService[ \t]{0,4}=/
-        $odf = /<(text:dde-connection-decl|office:dde-source|table:dde-link)[ \t\r\n>]/
+        // One string per ODF element: as one alternation YARA searched with the atom "<"
+        // alone (20 ms more per 10 MB of any input).
+        $odf_connection = /<text:dde-connection-decl[ \t\r\n>]/
+        $odf_source = /<office:dde-source[ \t\r\n>]/
+        $odf_link = /<table:dde-link[ \t\r\n>]/
         $supbook = /<([A-Za-z0-9_]{1,16}:)?SupBook>[ \t\r\n]{0,64}<([A-Za-z0-9_]{1,16}:)?Path>[^<]{1,256}\|/
 
     condition:
-        (stream_label == "dde-link" and ($pair or $ddelink or $odf or $supbook))
-        or (($ddelink or $odf or $supbook)
+        (stream_label == "dde-link" and ($pair or $ddelink or any of ($odf_*) or $supbook))
+        or (($ddelink or any of ($odf_*) or $supbook)
             and (stream_label == "xml-part" or stream_label == "raw-file"
                  or stream_label == "embedded-file"))
 }
