@@ -263,36 +263,34 @@ def test_whole_corpus_keeps_its_finding_counts() -> None:
         assert with_rules.notes == (), entry["path"]
 
 
-def xml_stream(text: bytes) -> DecodedStream:
-    return DecodedStream(
-        StreamLabel.XML_PART, text, Location(("invoice.docx", "word/document.xml"))
-    )
+def rtf_stream(text: bytes) -> DecodedStream:
+    return DecodedStream(StreamLabel.EMBEDDED_FILE, text, Location(("mail.eml", "invoice.rtf")))
 
 
-SPLIT_PART = b'<w:p><w:r><w:instrText xml:space="preserve"> DDEAUTO c:\\\\windows\\\\cmd.exe</w:instrText></w:r></w:p>'
+FIELD_RTF = b"{\\rtf1{\\field{\\*\\fldinst DDEAUTO c:\\\\windows\\\\cmd.exe}}}"
 
 
 def test_a_hit_no_parser_covers_becomes_an_honest_finding() -> None:
     result = run_stage(
         load_rules(()),
-        [xml_stream(SPLIT_PART)],
+        [rtf_stream(FIELD_RTF)],
         [],
         FAR,
         ScanConfig(),
-        Location(("invoice.docx",)),
+        Location(("mail.eml",)),
     )
     assert result.problems == ()
     assert result.notes == ()
     [finding] = result.findings
-    offset = SPLIT_PART.index(b"<w:instrText")
+    offset = FIELD_RTF.index(b"\\fldinst")
     assert finding.rules == ("DDE_Field_Instruction",)
     assert finding.technique is Technique.DDE_FIELD
     assert finding.severity is Severity.HIGH
     assert finding.verdict is Verdict.SUSPICIOUS
     assert finding.location == Location(
-        ("invoice.docx", "word/document.xml"), f"xml-part stream, byte {offset}"
+        ("mail.eml", "invoice.rtf"), f"embedded-file stream, byte {offset}"
     )
-    assert finding.evidence.raw == ('<w:instrText xml:space="preserve"> DDEAUTO ')
+    assert finding.evidence.raw == "\\fldinst DDEAUTO "
     assert finding.process.parent == "WINWORD.EXE"
     assert finding.process.image == ""
     assert finding.process.command_line == ""
@@ -310,56 +308,58 @@ def test_a_hit_no_parser_covers_becomes_an_honest_finding() -> None:
 def test_a_hit_in_an_unreadable_input_is_a_note_not_a_finding() -> None:
     problem = Problem(
         ProblemKind.MALFORMED,
-        "not well-formed XML",
-        Location(("invoice.docx", "word/document.xml")),
+        "unbalanced groups",
+        Location(("mail.eml", "invoice.rtf")),
     )
     result = run_stage(
         load_rules(()),
-        [xml_stream(SPLIT_PART)],
+        [rtf_stream(FIELD_RTF)],
         [],
         FAR,
         ScanConfig(),
-        Location(("invoice.docx",)),
+        Location(("mail.eml",)),
         problems=(problem,),
     )
     assert result.findings == ()
     assert result.notes == (
-        "YARA rule DDE_Field_Instruction matched the xml-part stream of invoice.docx > "
-        'word/document.xml at byte 10: <w:instrText xml:space="preserve"> DDEAUTO . It is '
-        "not rated as a finding because that input could not be read (malformed: not "
-        "well-formed XML).",
+        "YARA rule DDE_Field_Instruction matched the embedded-file stream of mail.eml > "
+        "invoice.rtf at byte 16: \\fldinst DDEAUTO . It is not rated as a finding because "
+        "that input could not be read (malformed: unbalanced groups).",
     )
 
 
-def test_malformed_word_xml_keeps_its_error_and_says_what_the_rule_saw() -> None:
+def test_a_damaged_word_file_keeps_its_error_and_says_what_the_rule_saw() -> None:
     body = (
-        b'<?xml version="1.0"?><w:wordDocument xmlns:w="http://schemas.microsoft.com/office/'
-        b'word/2003/wordml"><w:body><w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r>'
-        b'<w:instrText> DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe"</w:instrText>'
-        b"</w:r><w:p></w:body>"
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+        + bytes(200)
+        + b'\x13 DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe"\x14\x15'
+        + bytes(100)
     )
-    report = scan_bytes(body, "broken.xml")
+    report = scan_bytes(body, "broken.doc")
     assert report.verdict is Verdict.ERROR
     assert [p.kind for p in report.problems] == [ProblemKind.MALFORMED]
     assert report.findings == ()
-    assert len(report.notes) == 1
-    assert report.notes[0].startswith(
-        "YARA rule DDE_Field_Instruction matched the raw-file stream of broken.xml at byte "
+    assert report.notes == (
+        "YARA rule DDE_Field_Instruction matched the raw-file stream of broken.doc at byte "
+        "208: \\x13 DDEAUTO . It is not rated as a finding because that input could not be "
+        f"read (malformed: {report.problems[0].message}).",
     )
 
 
 def test_a_hit_inside_another_hit_of_the_same_rule_counts_once() -> None:
-    outer = DecodedStream(StreamLabel.EMBEDDED_FILE, SPLIT_PART, Location(("m.eml", "a.xml")))
-    inner = DecodedStream(StreamLabel.XML_PART, SPLIT_PART, Location(("m.eml", "a.xml", "p")))
+    outer = DecodedStream(StreamLabel.EMBEDDED_FILE, FIELD_RTF, Location(("m.eml", "a.rtf")))
+    inner = DecodedStream(
+        StreamLabel.EMBEDDED_FILE, FIELD_RTF, Location(("m.eml", "a.rtf", "b.rtf"))
+    )
     result = run_stage(load_rules(()), [outer, inner], [], FAR, ScanConfig(), Location(("m.eml",)))
-    assert [f.location.containers for f in result.findings] == [("m.eml", "a.xml", "p")]
+    assert [f.location.containers for f in result.findings] == [("m.eml", "a.rtf", "b.rtf")]
 
 
 def test_time_limit_stops_the_stage_and_keeps_the_findings() -> None:
     report = scan_path(SAMPLES / "rtf" / "ddeauto-cmd.rtf", NO_YARA)
     result = run_stage(
         load_rules(()),
-        [xml_stream(SPLIT_PART)],
+        [rtf_stream(FIELD_RTF)],
         report.findings,
         time.monotonic() - 1,
         ScanConfig(),
