@@ -1,9 +1,10 @@
 """Peak resident memory of one scan, in a fresh interpreter (run by run.py, not by hand).
 
 tracemalloc sees only Python's allocator; lxml trees, zlib buffers and YARA's scratch space
-live outside it. This probe reports the kernel's peak resident set size (ru_maxrss) of a
-process that imports the tool, notes its resident size, then scans one file: the growth is
-what the scan itself needed, the input bytes included for both tools.
+live outside it. This probe reports the kernel's peak resident set size (VmHWM) of a process
+that imports the tool, notes its resident size, then scans one file: the growth is what the
+scan itself needed, the input bytes included for both tools. (Not ru_maxrss: Linux carries
+it over from the parent across exec, so it would report the benchmark runner's own peak.)
 
     python benchmarks/rss_probe.py ddescan|oletools PATH   ->  prints one JSON line
 """
@@ -14,7 +15,6 @@ import contextlib
 import io
 import json
 import logging
-import resource
 import sys
 from pathlib import Path
 
@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def current_rss_kb() -> int:
-    """Resident size now (VmRSS), in KiB."""
+def status_kb(field: str) -> int:
+    """A size from /proc/self/status (VmRSS: now, VmHWM: peak), in KiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -57,9 +57,9 @@ def main() -> int:
                     with contextlib.suppress(Exception):
                         rtfobj.RtfObjParser(path.read_bytes()).parse()
 
-    before = current_rss_kb()
+    before = status_kb("VmRSS")
     call()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = status_kb("VmHWM")
     print(
         json.dumps(
             {
