@@ -169,6 +169,23 @@ def _wordml(data: bytes) -> None:
     wordml.extract_fields(parse_xml(data, "fuzz.xml"), update_on_open=True)
 
 
+def _wordml_fast(data: bytes) -> None:
+    """The fast field reader never disagrees with the parser: when it answers, the parser
+    reads the same fields (and does not refuse the part)."""
+    from scanner.formats import wordml
+    from scanner.formats.package import parse_xml
+
+    fast = wordml.fast_extract_fields(data, update_on_open=True)
+    if fast is None:
+        return
+    try:
+        parsed = wordml.extract_fields(parse_xml(data, "fuzz.xml"), update_on_open=True)
+    except ScanError as error:
+        raise AssertionError(f"fast reader answered where the parser refused: {error}") from None
+    if parsed != fast:
+        raise AssertionError("fast reader and parser read different fields")
+
+
 def _compressed_rtf(data: bytes) -> None:
     from scanner.formats.rtfcompressed import decompress_rtf
 
@@ -272,6 +289,11 @@ HARNESSES: tuple[Harness, ...] = (
         "wordml",
         ("zip:word/ddeauto-*.docx:word/document.xml",),
         call=_typed_only(_wordml),
+    ),
+    Harness(
+        "wordml-fast",
+        ("zip:word/ddeauto-*.docx:word/document.xml",),
+        call=_wordml_fast,
     ),
     Harness("rtf", ("rtf/*.rtf", "equation/*.rtf"), (b"{\\rtf1",), "fuzz.rtf"),
     Harness("rtf-tokens", ("rtf/*.rtf",), (b"{\\rtf1",), call=_typed_only(_rtf_tokens)),
