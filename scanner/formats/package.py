@@ -14,12 +14,17 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from lxml import etree
 
 from scanner.errors import LimitExceeded, MalformedInput
 from scanner.formats.base import ScanContext
+
+if TYPE_CHECKING:
+    # Only the type stubs name the class lxml returns for a parser with a target.
+    from lxml.etree._parser import CustomTargetParser
 
 CONTENT_TYPES_PART = "[Content_Types].xml"
 REL_OFFICE_DOCUMENT = (
@@ -55,6 +60,37 @@ def safe_iterparse(data: bytes, tags: Sequence[str]) -> etree.iterparse[tuple[st
     sees the first element (docinfo.doctype), as parse_xml does."""
     return etree.iterparse(
         io.BytesIO(data),
+        events=("end",),
+        tag=list(tags),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def safe_target_parser(target: etree.ParserTarget[None]) -> CustomTargetParser[None]:
+    """A parser that hands events to `target` and builds no tree, with safe_iterparse's
+    settings."""
+    return etree.XMLParser(
+        target=target,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def safe_pull_parser(tags: Sequence[str]) -> etree.XMLPullParser:
+    """A pull parser of the end events of `tags`, with safe_iterparse's settings (iterparse
+    itself feeds one), for callers that feed the bytes in pieces."""
+    return etree.XMLPullParser(
         events=("end",),
         tag=list(tags),
         resolve_entities=False,

@@ -37,7 +37,13 @@ from scanner.analysis import dde_finding
 from scanner.errors import MalformedInput, ScanError
 from scanner.formats.base import PartScan, ScanContext, ScanItem, raising
 from scanner.formats.officexml import byte_patterns_apply
-from scanner.formats.package import Package, Relationship, safe_iterparse
+from scanner.formats.package import (
+    Package,
+    Relationship,
+    safe_iterparse,
+    safe_pull_parser,
+    safe_target_parser,
+)
 from scanner.formulas import (
     canonical_reference,
     external_link_references,
@@ -440,18 +446,9 @@ def _validates(data: bytes, cuts: list[tuple[int, int]], ctx: ScanContext) -> bo
     if data.find(b"xml:id") != -1:
         return False
     target = _Prolog()
-    parser = etree.XMLParser(
-        # The stubs' ParserTarget protocol lists every callback; lxml calls only those the
-        # target has, and each one it has costs a Python call per node.
-        target=cast("etree.ParserTarget[None]", target),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=True,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    # The stubs' ParserTarget protocol lists every callback; lxml calls only those the
+    # target has, and each one it has costs a Python call per node.
+    parser = safe_target_parser(cast("etree.ParserTarget[None]", target))
     try:
         for piece in _pieces(data, cuts, True, _WINDOW, ctx):
             parser.feed(piece)
@@ -468,17 +465,7 @@ def _reduced_events(
 ) -> Iterator[tuple[str, etree._Element]]:
     """End events of the part with each cut replaced by an empty element, from a pull
     parser with safe_iterparse's settings (iterparse itself feeds one)."""
-    parser = etree.XMLPullParser(
-        events=("end",),
-        tag=[f"{{*}}{tag}" for tag in tags],
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=True,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    parser = safe_pull_parser([f"{{*}}{tag}" for tag in tags])
     for piece in _pieces(data, cuts, False, _PULL_PIECE, ctx):
         parser.feed(piece)
         yield from _element_events(parser)
