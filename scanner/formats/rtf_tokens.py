@@ -182,13 +182,11 @@ def find_group_end(data: bytes, pos: int) -> tuple[int, bool]:
     while True:
         if binary >= 0 and (opening < 0 or binary < opening):
             at = binary
-            match = None if _escaped(data, at, base) else _BIN_WORD.match(data, at)
-            if match is None:
+            payload_end = _bin_payload_end(data, at, base)
+            if payload_end < 0:
                 binary = find(b"\\bin", at + 1, close)
                 continue
-            raw = match.group(1)
-            length = max(parse_param(raw), 0) if raw is not None else 0
-            base = min(match.end() + length, size)
+            base = payload_end
             if close < base:
                 close = find(b"}", base)
                 if close < 0:
@@ -215,6 +213,17 @@ def find_group_end(data: bytes, pos: int) -> tuple[int, bool]:
                     return at + 1, True
         if close < 0:
             return size, False  # no "}" left: the group cannot close
+
+
+def _bin_payload_end(data: bytes, at: int, base: int) -> int:
+    """Where the payload of the `\\bin` word at `at` ends (it is skipped unread), lexing
+    from the token start `base`; -1 when the bytes there are not that control word."""
+    match = None if _escaped(data, at, base) else _BIN_WORD.match(data, at)
+    if match is None:
+        return -1
+    raw = match.group(1)
+    length = max(parse_param(raw), 0) if raw is not None else 0
+    return min(match.end() + length, len(data))
 
 
 def _escaped(data: bytes, at: int, base: int) -> bool:
@@ -265,13 +274,11 @@ def open_groups(
                 check()
         if binary >= 0 and (opening < 0 or binary < opening):
             at = binary
-            match = None if _escaped(data, at, base) else _BIN_WORD.match(data, at)
-            if match is None:
+            payload_end = _bin_payload_end(data, at, base)
+            if payload_end < 0:
                 binary = find(b"\\bin", at + 1, close)
                 continue
-            raw = match.group(1)
-            length = max(parse_param(raw), 0) if raw is not None else 0
-            base = min(match.end() + length, size)
+            base = payload_end
             if base >= stop:
                 return opened, base
             if close < base:
