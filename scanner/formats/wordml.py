@@ -667,36 +667,37 @@ def _fast_fields(
             elif want_instruction:
                 builder.instruction(_xml_text(raw))
 
+    def mark_at(index: int, end: int) -> tuple[int, int, int] | None:
+        """The w:fldChar that is mark `index`, when it starts before `end`: (its start, its
+        reading as fld_char gives it, just past its tag); None otherwise."""
+        if index >= count:
+            return None
+        code = codes[index]
+        start = code >> _SLOT_BITS
+        _, kind, length = literals[code & _SLOT_MASK]
+        if start >= end or kind != _FLD_CHAR:
+            return None
+        after = start + length
+        close = data.find(b">", after)
+        read = fld_chars.get(data[after:close], -1)
+        if read < 0:
+            read, tag_end = fld_char(after, close)
+            return start, read, tag_end
+        return start, read, close + 1
+
     def flat_field(index: int, end: int, begin_end: int, dirty: bool) -> tuple[int, int] | None:
         """A field whose separate and end marks are the next marks of the part, met with no
         field open: built whole, as the builder would. (next index, position) or None."""
-        second = third = end
-        if index < count:
-            code = codes[index]
-            second = code >> _SLOT_BITS
-            _, kind, length = literals[code & _SLOT_MASK]
-        if second >= end or kind != _FLD_CHAR:
+        second_mark = mark_at(index, end)
+        if second_mark is None:
             return None
-        after = second + length
-        close = data.find(b">", after)
-        read = fld_chars.get(data[after:close], -1)
-        tag_end = close + 1
-        if read < 0:
-            read, tag_end = fld_char(after, close)
+        second, read, tag_end = second_mark
         result = ""
         if read >> 1 == _MARK_SEPARATE:
-            if index + 1 < count:
-                code = codes[index + 1]
-                third = code >> _SLOT_BITS
-                _, kind, length = literals[code & _SLOT_MASK]
-            if third >= end or kind != _FLD_CHAR:
+            third_mark = mark_at(index + 1, end)
+            if third_mark is None:
                 return None
-            after = third + length
-            close = data.find(b">", after)
-            closing = fld_chars.get(data[after:close], -1)
-            position = close + 1
-            if closing < 0:
-                closing, position = fld_char(after, close)
+            third, closing, position = third_mark
             if closing >> 1 != _MARK_END:
                 return None
             result = _xml_texts(text_runs.findall(data, tag_end, third))
