@@ -8,7 +8,6 @@ whose DDE formulas are spelled every way XML allows, at every window and piece b
 
 from __future__ import annotations
 
-import io
 import re
 import time
 import zipfile
@@ -21,6 +20,8 @@ import pytest
 from conftest import OLETOOLS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_spreadsheetml import Sheet
+from test_spreadsheetml import xlsx as spreadsheet_package
 
 from scanner import formulas
 from scanner.api import scan_bytes
@@ -31,7 +32,6 @@ from scanner.model import Location, ProblemKind, ScanConfig, ScanReport, Techniq
 
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
 NAME = "book.xlsx"
 SHEET = "xl/worksheets/sheet1.xml"
 CONFIG = ScanConfig(yara_enabled=False)
@@ -47,50 +47,7 @@ DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 
 def xlsx(sheet: str | bytes, *, state: str = "", links: tuple[str, ...] = ()) -> bytes:
     """A workbook with one sheet "Data" (part SHEET) and external links listed in order."""
-    rels = [f'<Relationship Id="rIdS" Type="{REL}worksheet" Target="worksheets/sheet1.xml"/>']
-    references = []
-    parts: dict[str, str | bytes] = {SHEET: sheet}
-    for position, link in enumerate(links, start=1):
-        rels.append(
-            f'<Relationship Id="rIdL{position}" Type="{REL}externalLink" '
-            f'Target="externalLinks/externalLink{position}.xml"/>'
-        )
-        references.append(f'<externalReference r:id="rIdL{position}"/>')
-        parts[f"xl/externalLinks/externalLink{position}.xml"] = link
-    state_attribute = f' state="{state}"' if state else ""
-    workbook = (
-        f'{DECLARATION}<workbook xmlns="{MAIN_NS}" xmlns:r="{R_NS}"><sheets>'
-        f'<sheet name="Data" sheetId="1"{state_attribute} r:id="rIdS"/></sheets>'
-        + (f"<externalReferences>{''.join(references)}</externalReferences>" if links else "")
-        + "</workbook>"
-    )
-    content_types = (
-        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-        '<Default Extension="rels" '
-        'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-        '<Default Extension="xml" ContentType="application/xml"/>'
-        '<Override PartName="/xl/workbook.xml" ContentType="application/'
-        'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>'
-    )
-    package_rels = (
-        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        f'<Relationship Id="rId1" Type="{REL}officeDocument" Target="xl/workbook.xml"/>'
-        "</Relationships>"
-    )
-    workbook_rels = (
-        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        + "".join(rels)
-        + "</Relationships>"
-    )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", content_types)
-        archive.writestr("_rels/.rels", package_rels)
-        archive.writestr("xl/workbook.xml", workbook)
-        archive.writestr("xl/_rels/workbook.xml.rels", workbook_rels)
-        for name, data in parts.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    return spreadsheet_package([Sheet("Data", sheet, state)], links=list(links))
 
 
 def dde_link(service: str = "cmd", topic: str = "/c calc.exe") -> str:
