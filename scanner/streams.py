@@ -65,8 +65,9 @@ class DecodedStream:
 def instruction_text(node: FieldNode) -> str:
     """A field's instruction as stored, nested fields in braces (explicit stack, bounded by
     the tree the parser already built)."""
-    if all(isinstance(item, str) for item in node.instruction):
-        return "".join(node.instruction)  # type: ignore[arg-type]
+    texts = [item for item in node.instruction if isinstance(item, str)]
+    if len(texts) == len(node.instruction):
+        return "".join(texts)
     out: list[str] = []
     stack: list[str | FieldNode | None] = [node]
     while stack:
