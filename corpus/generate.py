@@ -374,6 +374,21 @@ def document_xml(body: str, sect: str = "") -> bytes:
     return word_part("document", f"<w:body>{body}<w:sectPr>{sect}</w:sectPr></w:body>")
 
 
+def utf16_header_package(field_xml: str) -> bytes:
+    """A Word package whose header part is UTF-16 LE with a byte order mark, as Part 2 of
+    ECMA-376 (Open Packaging Conventions, 8.1.4) allows for any XML part."""
+    header = (
+        '<?xml version="1.0" encoding="UTF-16" standalone="yes"?>\n'
+        f"<w:hdr {W_NS}>{para(field_xml)}</w:hdr>"
+    ).encode("utf-16")
+    return word_package(
+        lure(),
+        sect='<w:headerReference w:type="default" r:id="rId1"/>',
+        parts=[Part("word/header1.xml", f"{CT_WML}header+xml", header)],
+        rels=[Rel("rId1", "header", "header1.xml")],
+    )
+
+
 def word_package(
     body: str,
     main_type: str = CT_DOCX,
@@ -665,6 +680,14 @@ def word_samples() -> list[Sample]:
         "DDEAUTO in the default footer part; the body is clean.",
         "field in footer part",
         one(word_hit(part="word/footer1.xml")),
+    )
+    add(
+        "ddeauto-utf16-header.docx",
+        utf16_header_package(field(instr(f" {CMD_FIELD} "), result="Header")),
+        "DDEAUTO in a header part encoded as UTF-16 LE with a byte order mark (Open Packaging "
+        "Conventions allow UTF-8 or UTF-16 XML parts); a byte search for UTF-8 marks misses it.",
+        "field in a UTF-16 header part",
+        one(word_hit(part="word/header1.xml")),
     )
     payload = para(field(instr(f" {CMD_FIELD} "), result="x"))
     separators = (
@@ -1496,6 +1519,13 @@ def clean_samples() -> list[Sample]:
             "Everyday fields: HYPERLINK, PAGE, TOC, DATE, MERGEFIELD, INCLUDEPICTURE (to "
             'example.invalid), QUOTE "hello" and a simple NUMPAGES field.',
             "non-DDE fields",
+        ),
+        (
+            "page-field-utf16-header.docx",
+            utf16_header_package(field(instr(" PAGE "), result="1")),
+            "A PAGE field in a header part encoded as UTF-16 LE: the encoding alone is not a "
+            "finding.",
+            "non-DDE field in a UTF-16 header part",
         ),
         (
             "page-field-with-dde-result.docx",
