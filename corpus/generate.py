@@ -1275,6 +1275,22 @@ def excel_samples() -> list[Sample]:
         one(excel_hit()),
     )
     add(
+        "formula-comment-spliced.xlsx",
+        workbook_package(
+            [
+                sheet_xml([[formula_cell("A1", 'DDE("cmd","/c calc.exe","A0")')]]).replace(
+                    b"DDE(", b"D<!---->DE("
+                )
+            ]
+        ),
+        'Cell formula D<!---->DE("cmd","/c calc.exe","A0"): an XML comment splits the '
+        "function name in the stored part; an XML reader drops it and reads DDE(...), a byte "
+        "search for the name does not (whether Excel itself accepts a comment inside <f> is "
+        "unverified).",
+        "XML comment inside a formula name",
+        one(excel_hit(exact="cmd /c calc.exe")),
+    )
+    add(
         "formula-strict.xlsx",
         strict_package(workbook_package([sheet_xml([[formula_cell("A1", DDE_FORMULA)]])])),
         "DDE cell formula in an ISO/IEC 29500 Strict workbook (purl.oclc.org namespaces).",
@@ -1541,6 +1557,19 @@ def clean_samples() -> list[Sample]:
             "only a string literal \"cmd|'/c calc.exe'!A0\", and an inline string cell whose "
             "text is =cmd|'/c calc.exe'!A0.",
             "ordinary formulas and DDE-looking strings",
+        ),
+        (
+            "formula-with-comment.xlsx",
+            workbook_package(
+                [
+                    sheet_xml([[formula_cell("A1", "SUM(B1:B3)")]]).replace(
+                        b"SUM(", b"SU<!-- total -->M("
+                    )
+                ]
+            ),
+            "Cell formula SU<!-- total -->M(B1:B3): an XML comment inside an ordinary "
+            "formula is not a finding.",
+            "XML comment inside an ordinary formula",
         ),
         (
             "shared-string-dde-text.xlsx",
